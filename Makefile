@@ -1,0 +1,64 @@
+# make book: build the HTML book (quick profile: Fashion-MNIST on the CPU)
+# make test: run the test suite
+# Both create .venv/ and install everything from pyproject.toml first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+FMNIST_DEB := /usr/share/datasets/fashion-mnist
+FMNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
+export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install data test book bench sanity clean help
+
+help:
+	@echo "make book     build the HTML book into _build/html (PROFILE=quick|paper|smoke)"
+	@echo "make test     install, then run the tests"
+	@echo "make install  create .venv and install dstlib with its book and test extras"
+	@echo "make bench    run the benchmarks in benchmarks/"
+	@echo "make sanity   train the dense mlp and cnn on all of Fashion-MNIST and print their accuracy"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	touch $@
+
+# Fashion-MNIST: $DSTLIB_DATA, else the Debian package dataset-fashion-mnist (installed here when possible).
+data:
+	@dir="$${DSTLIB_DATA:-$(FMNIST_DEB)}"; \
+	have() { for f in $(FMNIST_FILES); do [ -f "$$1/$$f" ] || [ -f "$$1/$$f.gz" ] || return 1; done; }; \
+	if have "$$dir" || have "$(FMNIST_DEB)"; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing the Debian package dataset-fashion-mnist"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null && have "$(FMNIST_DEB)" && exit 0; \
+	fi; \
+	echo "Fashion-MNIST not found. Put the four IDX files ($(FMNIST_FILES), each optionally .gz)"; \
+	echo "in a folder and set DSTLIB_DATA to it, or install the Debian package dataset-fashion-mnist."; \
+	exit 1
+
+test: install data
+	$(BIN)/python -m pytest -q --timeout=900
+
+# Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/.
+book: install data
+	@test -d params/$(PROFILE) || { echo "PROFILE=$(PROFILE) has no folder params/$(PROFILE)"; exit 1; }
+	mkdir -p book/sections
+	@set -e; for nb in notebooks/*.ipynb; do \
+	  [ -e "$$nb" ] || continue; name=$$(basename "$$nb" .ipynb); \
+	  echo "running $$name ($(PROFILE))"; \
+	  $(BIN)/papermill "$$nb" "book/sections/$$name.ipynb" -f "params/$(PROFILE)/$$name.yaml" --cwd . --progress-bar; \
+	done
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+bench: install data
+	$(BIN)/python benchmarks/bench_train.py
+
+sanity: install data
+	$(BIN)/python benchmarks/sanity.py
+
+clean:
+	rm -rf _build book/sections .pytest_cache

@@ -1,0 +1,3 @@
+from dstlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Command-line commands; see dstlib.cli."""

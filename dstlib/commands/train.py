@@ -1,0 +1,76 @@
+"""`python -m dstlib train`: train (or load) one run and print its id, folder and accuracy."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from dstlib.config import HELP as FIELD_HELP
+from dstlib.config import RunSpec
+
+HELP = "train or load one run; every spec field has a flag"
+
+
+def _none_or(cast):
+    def parse(text: str):
+        return None if text.lower() == "none" else cast(text)
+    parse.__name__ = cast.__name__
+    return parse
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+_CAST = {"int": int, "float": float, "str": str, "bool": _bool}
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunSpec field, typed from the dataclass."""
+    for f in dataclasses.fields(RunSpec):
+        typ = str(f.type)
+        flag = "--" + f.name.replace("_", "-")
+        kwargs = dict(dest=f.name, default=f.default, help=FIELD_HELP[f.name])
+        if typ.startswith("tuple["):
+            kwargs.update(nargs="*", type=_CAST[typ[6:].split(",")[0]], metavar="X")
+        else:
+            base = typ.replace(" | None", "")
+            kwargs.update(type=_none_or(_CAST[base]) if "None" in typ else _CAST[base], metavar=base.upper())
+        parser.add_argument(flag, **kwargs)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    parser.add_argument("--store", default=None, help="run store folder (default: $DSTLIB_STORE, else runs/)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: $DSTLIB_DATA/<dataset>)")
+    parser.add_argument("--no-train", action="store_true", help="only load; fail if the run is not stored")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    return RunSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunSpec)})
+
+
+def run(args: argparse.Namespace) -> int:
+    from dstlib import models
+    from dstlib.store import Store
+
+    spec = spec_from_args(args)
+    models.check_name(spec.model)  # before any compute
+    store = Store(args.store)
+    result = store.run(spec, train=not args.no_train, device=args.device, data_root=args.data_root)
+    last = result.history[-1]
+    out = {"id": result.id, "folder": str(result.path), "trained": result.trained_now, "test_acc": last["test_acc"],
+           "density": last.get("density", 1.0), "epochs": len(result.history)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"run {out['id']} ({'trained' if out['trained'] else 'loaded'})  folder {out['folder']}  "
+              f"test accuracy {out['test_acc']:.4f}  "
+              f"density {out['density']:.3f}  epochs {out['epochs']}")
+    return 0

@@ -1,0 +1,216 @@
+"""Content-addressed runs: one folder per spec hash, trained once, loaded ever after.
+
+Layout of `<root>/<id>/` (id: the first 16 hex digits of `spec.hash()`):
+
+    spec.json              the full spec (its canonical form hashes to the id)
+    weights.safetensors    final model state (parameters and buffers)
+    masks.safetensors      final masks (uint8 0/1; empty for dense)
+    history.json           one row per epoch
+    snapshots/epoch_<e>.safetensors   weights ("model.*") and masks ("mask.*") after epoch e
+    checkpoint.safetensors + checkpoint.json   the last epoch's full training state (partial runs)
+    manifest.json          sha256 of every file above; written last: its presence means finished
+
+Every file is written to a temporary name and renamed; nothing is unpickled.
+Every load checks the sha256 sums, so a damaged or truncated file raises
+`DamagedRunError` instead of being used. A per-run lock file makes a second
+process wait for the first instead of training the same run twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save
+
+from dstlib import io
+from dstlib.config import RunSpec
+
+
+class DamagedRunError(RuntimeError):
+    """A stored file does not match its recorded checksum, or cannot be parsed."""
+
+
+class MissingRunError(LookupError):
+    """The run is not stored and training was not allowed."""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("DSTLIB_STORE", "runs"))
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    io.atomic_save_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+
+
+def _masks_to_file(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: m.to(torch.uint8) for k, m in masks.items()}
+
+
+@dataclass
+class Run:
+    """A finished run: its spec, history, weights and masks, loaded on demand."""
+
+    spec: RunSpec
+    path: Path
+    history: list[dict] = field(repr=False)
+    device: str = "cpu"
+    trained_now: bool = False  # True when this call trained (or finished) the run
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {k: v.bool() for k, v in _load_checked(self.path, "masks.safetensors").items()}
+
+    def model(self) -> torch.nn.Module:
+        """The final model in eval mode on `self.device`, masks applied."""
+        return self._build(_load_checked(self.path, "weights.safetensors"))
+
+    @property
+    def snapshots(self) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in (self.path / "snapshots").glob("epoch_*.safetensors"))
+
+    def snapshot(self, epoch: int) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+        """(model in eval mode, masks) as they were after `epoch`."""
+        if epoch not in self.snapshots:
+            raise ValueError(f"epoch={epoch!r} has no snapshot in run {self.id}; kept: {self.snapshots}")
+        flat = _load_checked(self.path, f"snapshots/epoch_{epoch}.safetensors")
+        weights = {k[len("model."):]: v for k, v in flat.items() if k.startswith("model.")}
+        masks = {k[len("mask."):]: v.bool() for k, v in flat.items() if k.startswith("mask.")}
+        return self._build(weights), masks
+
+    def _build(self, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+        from dstlib import models
+
+        with torch.random.fork_rng(devices=[]):
+            model = models.create(self.spec.model, self.spec.dataset, widths=self.spec.widths, stem=self.spec.stem)
+        model.load_state_dict(weights)
+        return model.to(self.device).eval()
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    path = folder / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DamagedRunError(f"{path}: unreadable manifest ({e}); delete {folder} to train the run again") from None
+
+
+def _load_checked(folder: Path, name: str):
+    """Load a stored file after checking its sha256 against the manifest."""
+    manifest = _manifest(folder)
+    path = folder / name
+    if name not in manifest:
+        raise DamagedRunError(f"{path}: not listed in manifest.json; delete {folder} to train the run again")
+    if not path.is_file() or io.sha256_file(path) != manifest[name]:
+        raise DamagedRunError(f"{path}: missing or damaged (sha256 differs from manifest.json); "
+                              f"delete {folder} to train the run again")
+    if name.endswith(".safetensors"):
+        return load_file(path)
+    return json.loads(path.read_text())
+
+
+class Store:
+    """Runs under `root` (default: $DSTLIB_STORE, else ./runs)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def path(self, spec: RunSpec) -> Path:
+        return self.root / spec.short_id()
+
+    def is_finished(self, spec: RunSpec) -> bool:
+        return (self.path(spec) / "manifest.json").is_file()
+
+    def run(self, spec: RunSpec, *, train: bool = True, device: str = "cpu", progress: bool = True,
+            data_root: str | None = None) -> Run:
+        """Load the finished run of `spec`, or resume or train it (when `train`)."""
+        folder, trained = self.path(spec), False
+        if not self.is_finished(spec):
+            if not train:
+                raise MissingRunError(f"run {folder.name} ({spec.method}, {spec.model}, seed {spec.seed}) "
+                                      f"is not in {self.root} and training is off")
+            folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(folder / ".lock")):
+                if not self.is_finished(spec):  # another process may have finished it meanwhile
+                    self._train(spec, folder, device, progress, data_root)
+                    trained = True
+        run = self.load(spec, device=device)
+        run.trained_now = trained
+        return run
+
+    def load(self, spec: RunSpec, device: str = "cpu") -> Run:
+        folder = self.path(spec)
+        stored = RunSpec.from_dict(_load_checked(folder, "spec.json"))
+        if stored.hash() != spec.hash():
+            raise DamagedRunError(f"{folder}/spec.json describes another run (hash {stored.hash()[:16]})")
+        missing = sorted(set(spec.snapshots) - set(stored.snapshots))
+        if missing:
+            raise ValueError(f"snapshots={list(spec.snapshots)} asks for epochs {missing} that run {folder.name} "
+                             f"did not keep (kept: {list(stored.snapshots)}); delete {folder} to train it again with them")
+        return Run(stored, folder, _load_checked(folder, "history.json"), device)
+
+    # --- training ----------------------------------------------------------------------------
+    def _train(self, spec: RunSpec, folder: Path, device: str, progress: bool, data_root) -> None:
+        from dstlib.train import Trainer
+
+        trainer = Trainer(spec, device=device, data_root=data_root)
+        if (folder / "checkpoint.json").is_file():
+            trainer.load_state_dict(self._load_checkpoint(folder))
+        while not trainer.done:
+            trainer.train_epoch(progress=progress)
+            if trainer.epoch in spec.snapshots:
+                flat = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
+                flat.update({f"mask.{k}": v for k, v in _masks_to_file(trainer.sparsifier.masks).items()})
+                _save_tensors(folder / "snapshots" / f"epoch_{trainer.epoch}.safetensors", flat)
+            if not trainer.done:
+                self._save_checkpoint(folder, trainer.state_dict())
+        self._finish(spec, folder, trainer)
+
+    def _save_checkpoint(self, folder: Path, state: dict) -> None:
+        tensors, skeleton = io.split_tensors(state)
+        _save_tensors(folder / "checkpoint.safetensors", tensors)
+        # the JSON names the tensor file's checksum, so a pair from two different epochs is caught
+        doc = {"sha256": io.sha256_file(folder / "checkpoint.safetensors"), "state": skeleton}
+        io.atomic_save_text(folder / "checkpoint.json", json.dumps(doc))
+
+    def _load_checkpoint(self, folder: Path) -> dict:
+        try:
+            doc = json.loads((folder / "checkpoint.json").read_text())
+        except ValueError as e:
+            raise DamagedRunError(f"{folder}/checkpoint.json: unreadable ({e}); delete it to restart the run") from None
+        path = folder / "checkpoint.safetensors"
+        if not path.is_file() or io.sha256_file(path) != doc.get("sha256"):
+            raise DamagedRunError(f"{path}: missing or damaged (sha256 differs from checkpoint.json); "
+                                  f"delete both checkpoint files to restart the run")
+        return io.join_tensors(load_file(path), doc["state"])
+
+    def _finish(self, spec: RunSpec, folder: Path, trainer) -> None:
+        io.atomic_save_text(folder / "spec.json", json.dumps(spec.to_dict(), indent=1, sort_keys=True))
+        io.atomic_save_text(folder / "history.json", json.dumps(trainer.history, indent=1))
+        _save_tensors(folder / "weights.safetensors", trainer.model.state_dict())
+        _save_tensors(folder / "masks.safetensors", _masks_to_file(trainer.sparsifier.masks))
+        files = ["spec.json", "history.json", "weights.safetensors", "masks.safetensors"]
+        files += [f"snapshots/epoch_{e}.safetensors" for e in spec.snapshots]
+        manifest = {name: io.sha256_file(folder / name) for name in files}
+        io.atomic_save_text(folder / "manifest.json", json.dumps(manifest, indent=1))
+        for name in ("checkpoint.safetensors", "checkpoint.json"):
+            (folder / name).unlink(missing_ok=True)
+
+    def runs(self) -> list[Run]:
+        """Every finished run under the root."""
+        out = []
+        for folder in sorted(self.root.glob("*/manifest.json")):
+            spec = RunSpec.from_dict(_load_checked(folder.parent, "spec.json"))
+            out.append(Run(spec, folder.parent, _load_checked(folder.parent, "history.json")))
+        return out
+
+    def remove(self, spec: RunSpec) -> None:
+        shutil.rmtree(self.path(spec), ignore_errors=True)
