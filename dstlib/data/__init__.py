@@ -1,0 +1,135 @@
+"""Datasets as uint8 images plus metadata.
+
+`load(name, split)` returns an `ImageSet`: images are uint8 (N, C, H, W) held in
+memory (Fashion-MNIST, CIFAR, Tiny-ImageNet) or decoded on access from a
+folder (ImageNet), labels are int64. Normalisation happens on the model's
+device with `normalize`, so corruptions and augmentations see the raw pixels.
+
+Splits: "test" is the official held-out set (Tiny-ImageNet's labelled `val`
+folder, ImageNet's `val`); "val" is `val_size` images held out of the
+training set by a permutation seeded with `split_seed`; "train" is the rest,
+optionally cut to its first `train_subset` images of that same permutation.
+The split never depends on the training seed, so every run of a comparison
+sees the same images.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dstlib.config import DATASETS, check_choice
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a corruption need to know about a dataset.
+
+    `mean`/`std` are per channel, on the [0, 1] scale. `corruption_table`
+    names the ImageNet-C family parameter table that fits the image size:
+    "cifar" (32 px and less), "tiny" (64 px) or "imagenet" (224 px).
+    """
+
+    name: str
+    channels: int
+    num_classes: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    corruption_table: str
+
+
+INFO = {
+    "fashion_mnist": DatasetInfo("fashion_mnist", 1, 10, 28, (0.2860,), (0.3530,), "cifar"),
+    "cifar10": DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar"),
+    "cifar100": DatasetInfo("cifar100", 3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar"),
+    "tiny_imagenet": DatasetInfo("tiny_imagenet", 3, 200, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "tiny"),
+    "imagenet": DatasetInfo("imagenet", 3, 1000, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet"),
+}
+assert tuple(INFO) == DATASETS
+
+
+class ImageSet(torch.utils.data.Dataset):
+    """Images in memory: `images` uint8 (N, C, H, W), `labels` int64 (N,)."""
+
+    def __init__(self, info: DatasetInfo, images: torch.Tensor, labels: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != info.channels:
+            raise ValueError(f"images: expected uint8 (N, {info.channels}, H, W), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels: expected shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.info, self.images, self.labels = info, images, labels.long()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.info, self.images[index], self.labels[index])
+
+
+def info(name: str) -> DatasetInfo:
+    check_choice("dataset", name, DATASETS)
+    return INFO[name]
+
+
+def default_root(name: str) -> Path:
+    """$DSTLIB_DATA/<name> (Fashion-MNIST: $DSTLIB_DATA itself, then the Debian package folder)."""
+    base = os.environ.get("DSTLIB_DATA")
+    if name == "fashion_mnist":
+        return Path(base) if base else Path("/usr/share/datasets/fashion-mnist")
+    return Path(base or "data") / name
+
+
+def load(name: str, split: str = "train", root: str | os.PathLike | None = None, *,
+         val_size: int = 0, split_seed: int = 0, train_subset: int | None = None) -> ImageSet:
+    """Load a split of a dataset (see the module docstring for splits and roots)."""
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS)
+    if val_size < 0:
+        raise ValueError(f"val_size={val_size!r} is invalid; allowed: an integer >= 0")
+    if train_subset is not None and train_subset < 1:
+        raise ValueError(f"train_subset={train_subset!r} is invalid; allowed: a positive integer or None")
+    from dstlib.data import cifar, fashion_mnist, folders  # readers, imported on use
+
+    reader = {"fashion_mnist": fashion_mnist.read, "cifar10": cifar.read_cifar10,
+              "cifar100": cifar.read_cifar100, "tiny_imagenet": folders.read_tiny_imagenet,
+              "imagenet": folders.read_imagenet}[name]
+    paths = [Path(root)] if root is not None else _candidate_roots(name)
+    official = "test" if split == "test" else "train"
+    data = reader(paths, official, INFO[name])
+    if split == "test":
+        return data
+    n = len(data)
+    if val_size >= n:
+        raise ValueError(f"val_size={val_size} is invalid; allowed: fewer than the {n} training images")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    if split == "val":
+        return data.subset(order[:val_size])
+    rest = order[val_size:]
+    if train_subset is not None:
+        if train_subset > len(rest):
+            raise ValueError(f"train_subset={train_subset} is invalid; allowed: at most {len(rest)} images")
+        rest = rest[:train_subset]
+    return data.subset(rest.sort().values)
+
+
+def _candidate_roots(name: str) -> list[Path]:
+    roots = [default_root(name)]
+    if name == "fashion_mnist" and os.environ.get("DSTLIB_DATA"):
+        roots.append(Path("/usr/share/datasets/fashion-mnist"))
+    return roots
+
+
+def normalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 (x / 255 - mean) / std, on x's device."""
+    if x.dtype != torch.uint8:
+        raise ValueError(f"x: expected a uint8 tensor, got {x.dtype}")
+    mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
+    return (x.float() / 255 - mean) / std
