@@ -1,0 +1,171 @@
+"""`python -m dstlib corrupt`: write a corrupted test set to disk.
+
+Layouts: "npy" (CIFAR-10-C: `<name>.npy` uint8 NHWC, severity-major, and
+`labels.npy`; the default below 64 px) and "folders" (`<name>/<severity>/<class>/
+<index>.JPEG`, JPEG quality 85 as Tiny-ImageNet-C / ImageNet-C; 64 px and larger).
+Images are `dstlib.corruptions.corrupt(x, name, severity, seed, index=position
+in the split)`, so the files equal what evaluation computes on the fly. Finished
+files are skipped (a `corrupt.json` records the settings; a different setting is
+an error rather than a silent mix); every file is written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HELP = "write corrupted copies of a test set (CIFAR-10-C npy or ImageNet-C folder layout)"
+
+
+def _list(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="fashion_mnist", help="dataset name (dstlib.data.DATASETS)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--root", default=None, help="dataset folder (default: dstlib.data's search path)")
+    parser.add_argument("--split", default="test", help="train, val or test")
+    parser.add_argument("--corruptions", default="all",
+                        help="comma-separated names, 'all' (19), 'common' (15) or 'gray' (the 18 for 1-channel data)")
+    parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities in 1..5")
+    parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    parser.add_argument("--table", default=None, help="cifar, tiny or imagenet (default: by image size)")
+    parser.add_argument("--layout", default=None, help="npy or folders (default: npy below 64 px, else folders)")
+    parser.add_argument("--no-jpeg", action="store_true", help="folders: save PNG instead of JPEG quality 85")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _names(text: str, channels: int) -> list[str]:
+    import dstlib.corruptions as dc
+
+    if text == "all":
+        return list(dc.GRAY_NAMES if channels == 1 else dc.NAMES)
+    if text == "common":
+        return [n for n in dc.COMMON if channels == 3 or n in dc.GRAY_NAMES]
+    if text == "gray":
+        return list(dc.GRAY_NAMES)
+    names = _list(text)
+    for n in names:
+        if n not in dc.NAMES:
+            raise ValueError(f"--corruptions contains {n!r}; allowed: all, common, gray or {', '.join(dc.NAMES)}")
+    return names
+
+
+def _severities(text: str) -> list[int]:
+    try:
+        sev = [int(t) for t in _list(text)]
+    except ValueError:
+        sev = []
+    if not sev or any(s < 1 or s > 5 for s in sev) or len(set(sev)) != len(sev):
+        raise ValueError(f"--severities={text!r} is invalid; allowed: distinct integers in 1..5, comma-separated")
+    return sorted(sev)
+
+
+def _batches(ds, names, severities, args, device, progress):
+    """Yield (name, severity, start, corrupted uint8 NCHW on the CPU)."""
+    import dstlib.corruptions as dc
+
+    n = len(ds)
+    for name in names:
+        for s in severities:
+            for a in range(0, n, args.batch_size):
+                x = ds.images[a:a + args.batch_size].to(device)
+                idx = torch.arange(a, a + x.shape[0])
+                y = dc.corrupt(x, name, s, seed=args.seed, table=args.table, index=idx).cpu()
+                if progress is not None:
+                    progress.update(x.shape[0])
+                yield name, s, a, y
+
+
+def run(args) -> int:
+    import dstlib.corruptions as dc
+    from dstlib import data
+    from dstlib.io import atomic_save_bytes, atomic_save_text, atomic_write
+
+    if args.layout not in (None, "npy", "folders"):
+        raise ValueError(f"--layout={args.layout!r} is invalid; allowed: npy, folders")
+    if args.table not in (None, *dc.TABLE_NAMES):
+        raise ValueError(f"--table={args.table!r} is invalid; allowed: {', '.join(dc.TABLE_NAMES)}")
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ValueError("--batch-size and --limit must be positive integers")
+    severities = _severities(args.severities)
+    ds = data.load(args.dataset, args.split, root=args.root)
+    if not isinstance(ds, data.ImageSet):
+        raise ValueError(f"--dataset={args.dataset!r} is decoded on access; write its corrupted copies from an "
+                         "in-memory dataset (fashion_mnist, cifar10, cifar100, tiny_imagenet)")
+    if args.limit is not None:
+        ds = ds.subset(torch.arange(min(args.limit, len(ds))))
+    names = _names(args.corruptions, ds.info.channels)
+    h, w = ds.images.shape[-2:]
+    lay = args.layout or ("npy" if max(h, w) < 64 else "folders")
+    if lay == "folders" and max(h, w) < 64:
+        raise ValueError(f"--layout=folders is for 64 px and larger images; {args.dataset} is {h} px: use npy")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(dataset=args.dataset, split=args.split, seed=args.seed, limit=args.limit, layout=lay,
+                    table=args.table or dc.default_table(h, w), severities=severities, images=len(ds),
+                    jpeg=None if lay == "npy" else (not args.no_jpeg))
+    meta = out / "corrupt.json"
+    if meta.exists():
+        old = json.loads(meta.read_text())
+        if old != settings:
+            raise ValueError(f"--out={str(out)!r} holds a set made with other settings ({old}); use a new folder")
+    else:
+        atomic_save_text(meta, json.dumps(settings, indent=1, sort_keys=True))
+
+    if lay == "npy":
+        todo = [n for n in names if not _npy_done(out / f"{n}.npy", len(ds) * len(severities), ds.images.shape)]
+        labels = ds.labels.numpy().astype(np.int64)
+        with atomic_write(out / "labels.npy") as f:
+            np.save(f, np.tile(labels, len(severities)))
+    else:
+        todo = [n for n in names if not all((out / n / str(s) / ".done").exists() for s in severities)]
+    skipped = len(names) - len(todo)
+    progress = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+        progress = tqdm(total=len(todo) * len(severities) * len(ds), unit="img", desc="corrupt")
+    ext = ".png" if args.no_jpeg else ".JPEG"
+    buffer: dict[str, np.ndarray] = {}
+    for name, s, a, y in _batches(ds, todo, severities, args, args.device, progress):
+        if lay == "npy":
+            arr = buffer.setdefault(name, np.empty((len(severities) * len(ds), h, w, y.shape[1]), np.uint8))
+            row = severities.index(s) * len(ds) + a
+            arr[row:row + y.shape[0]] = y.permute(0, 2, 3, 1).numpy()
+            if s == severities[-1] and a + y.shape[0] == len(ds):
+                with atomic_write(out / f"{name}.npy") as f:
+                    np.save(f, buffer.pop(name))
+        else:
+            from PIL import Image
+            folder = out / name / str(s)
+            for i in range(y.shape[0]):
+                k = a + i
+                img = y[i].permute(1, 2, 0).numpy()
+                im = Image.fromarray(img[..., 0], "L") if img.shape[2] == 1 else Image.fromarray(img, "RGB")
+                bio = io.BytesIO()
+                im.save(bio, "PNG") if args.no_jpeg else im.save(bio, "JPEG", quality=dc.SAVED_JPEG_QUALITY)
+                atomic_save_bytes(folder / f"{int(ds.labels[k]):04d}" / f"{k:07d}{ext}", bio.getvalue())
+            if a + y.shape[0] == len(ds):
+                atomic_save_bytes(folder / ".done", b"")
+    if progress is not None:
+        progress.close()
+    print(f"wrote {len(todo)} corruption(s), skipped {skipped} already complete, in {out}")
+    return 0
+
+
+def _npy_done(path: Path, rows: int, shape) -> bool:
+    if not path.exists():
+        return False
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        return False
+    return arr.shape == (rows, shape[2], shape[3], shape[1]) and arr.dtype == np.uint8

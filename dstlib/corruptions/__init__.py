@@ -1,0 +1,156 @@
+"""Batched, seeded torch corruptions of the ImageNet-C family (CIFAR-10-C order).
+
+    corrupt(x, name, severity, seed=0, table=None, index=None, fields=None)
+
+x is a uint8 tensor (N, C, H, W), C in {1, 3}, on any device; the result is
+uint8, same shape and device. Conventions:
+
+- Tables: "cifar" (32 px), "tiny" (64 px), "imagenet" (224 px; the
+  `imagecorruptions` package's constants). None picks by image size
+  (`tables.default_table`: 28-px Fashion-MNIST uses "cifar").
+- Randomness: image i's random fields (noise maps, angles, crops, plasma
+  maps, ...) are drawn on the CPU from its own torch.Generator seeded with
+  a hash of (seed, name, severity, index[i]); an image therefore gets the same
+  corruption in any batch and on any device (results are bit-identical on one
+  device type; CPU and CUDA can differ by floating point, <= 1 level).
+  `fields` (see `random_fields`) overrides the draws, e.g. with a reference's.
+- Output is the reference's `np.uint8(np.clip(y, 0, 1) * 255)`: a truncation.
+  The saved Tiny-ImageNet-C / ImageNet-C images additionally went through a
+  JPEG at quality 85: `corrupt_as_saved` adds that step (default for the
+  `tiny` and `imagenet` tables).
+- Grayscale: channel-wise corruptions act on the one channel; colour steps
+  use luma (ITU-R 601). `saturate` leaves gray images unchanged at severities
+  1-3 (a gray pixel has zero saturation) and only darkens them at 4-5, so it
+  is left out of `GRAY_NAMES`, the set to evaluate 1-channel data on.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+from dstlib.corruptions import blur, digital, noise, weather
+from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVED_JPEG_QUALITY, STYLE,
+                                       TABLE_NAMES, TABLES, default_table, params)
+
+__all__ = ["NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
+           "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
+           "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
+
+_REGISTRY: dict = {}
+for _m in (noise, blur, weather, digital):
+    _REGISTRY.update(_m.CORRUPTIONS)
+assert set(_REGISTRY) == set(NAMES)
+
+STOCHASTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is not None)
+DETERMINISTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is None)
+GRAY_NAMES = tuple(n for n in NAMES if n != "saturate")
+jpeg_roundtrip = digital.jpeg_roundtrip
+
+
+@dataclass
+class _Ctx:
+    table: str
+    style: dict
+    shape: tuple  # one image: (C, H, W)
+    image: torch.Tensor | None = None  # one image, uint8 on the CPU (draws that depend on it)
+    uint8: torch.Tensor | None = field(default=None, repr=False)  # the batch, uint8
+
+
+def _check(x, name, severity, table):
+    if name not in _REGISTRY:
+        raise ValueError(f"name={name!r} is invalid; allowed: {', '.join(NAMES)}")
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        raise ValueError(f"severity={severity!r} is invalid; allowed: 1, 2, 3, 4, 5")
+    if table is not None and table not in TABLES:
+        raise ValueError(f"table={table!r} is invalid; allowed: None, {', '.join(TABLE_NAMES)}")
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x={type(x).__name__} is invalid; allowed: a uint8 torch.Tensor (N, C, H, W)")
+    if x.dtype != torch.uint8:
+        raise ValueError(f"x.dtype={x.dtype} is invalid; allowed: torch.uint8 (images in 0..255)")
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"x.shape={tuple(x.shape)} is invalid; allowed: (N, C, H, W) with C in {{1, 3}}")
+    if x.shape[2] < 8 or x.shape[3] < 8:
+        raise ValueError(f"x.shape={tuple(x.shape)} is invalid; allowed: H and W of at least 8 pixels")
+
+
+def _index(index, n):
+    if index is None:
+        return list(range(n))
+    idx = torch.as_tensor(index)
+    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
+        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor of shape ({n},)")
+    if n and int(idx.min()) < 0:
+        raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
+    return idx.tolist()
+
+
+def image_seeds(seed: int, name: str, severity: int, index) -> list[int]:
+    """The per-image generator seeds: 63 bits of BLAKE2b('dstlib.corruptions|seed|name|severity|i')."""
+    out = []
+    for i in index:
+        h = hashlib.blake2b(f"dstlib.corruptions|{int(seed)}|{name}|{int(severity)}|{int(i)}".encode(),
+                            digest_size=8).digest()
+        out.append(int.from_bytes(h, "little") & ((1 << 63) - 1))
+    return out
+
+
+def random_fields(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
+                  index=None) -> dict[str, torch.Tensor]:
+    """The random fields `corrupt` would draw for x (CPU tensors, batch first); {} for
+    deterministic corruptions. Field names per corruption: gaussian/speckle_noise
+    `normal`; shot_noise `counts`; impulse_noise `flipped`, `salted`; glass_blur
+    `offsets` (N, iterations, H, W, 2) as (dy, dx); motion_blur `angle` (degrees);
+    snow `normal` (N, 1, H, W), `angle`; frost `frost_index`, `crop` (top, left);
+    fog `plasma_u` (or a ready `plasma` map); spatter `normal`; elastic_transform
+    `affine`, `displacement`."""
+    _check(x, name, severity, table)
+    table = table or default_table(x.shape[2], x.shape[3])
+    return _draw(x, name, severity, seed, table, _index(index, x.shape[0]))
+
+
+def _draw(x, name, severity, seed, table, index):
+    drawer = _REGISTRY[name][1]
+    if drawer is None:
+        return {}
+    p = params(table, name, severity)
+    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]))
+    xc = x.cpu() if name == "shot_noise" else None
+    per = []
+    for i, s in enumerate(image_seeds(seed, name, severity, index)):
+        if xc is not None:
+            ctx.image = xc[i]
+        per.append(drawer(torch.Generator().manual_seed(s), p, ctx))
+    return {k: torch.stack([d[k] for d in per]) for k in per[0]} if per else {}
+
+
+def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
+            index=None, fields: dict | None = None) -> torch.Tensor:
+    """Corrupt a batch of uint8 images (N, C, H, W); see the module docstring."""
+    _check(x, name, severity, table)
+    table = table or default_table(x.shape[2], x.shape[3])
+    idx = _index(index, x.shape[0])
+    if fields is None:
+        fields = _draw(x, name, severity, seed, table, idx)
+    elif _REGISTRY[name][1] is not None:
+        fields = {k: torch.as_tensor(v) for k, v in fields.items()}
+    if x.shape[0] == 0:
+        return x.clone()
+    apply = _REGISTRY[name][0]
+    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]), uint8=x)
+    fdev = {k: (v.to(x.device) if k not in ("angle", "affine", "frost_index", "crop") else v)
+            for k, v in fields.items()}
+    y = apply(x.float() / 255.0, params(table, name, severity), ctx, fdev)
+    return torch.floor(y.clamp(0, 255)).to(torch.uint8)
+
+
+def corrupt_as_saved(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
+                     index=None, jpeg: bool | None = None, quality: int = SAVED_JPEG_QUALITY) -> torch.Tensor:
+    """`corrupt`, then the JPEG round trip (quality 85) the saved Tiny-ImageNet-C and
+    ImageNet-C files went through; `jpeg=None` applies it for those two tables only."""
+    t = table or (default_table(x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) and x.ndim == 4 else None)
+    y = corrupt(x, name, severity, seed=seed, table=table, index=index)
+    if jpeg is None:
+        jpeg = SAVED_AS_JPEG[t]
+    return jpeg_roundtrip(y, quality) if jpeg else y

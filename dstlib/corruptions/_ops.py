@@ -1,0 +1,272 @@
+"""Batched building blocks shared by the corruptions (float images in [0, 1], NCHW).
+
+Border modes follow the libraries the reference code calls, named as scipy
+names them: "nearest" (edge repeated: skimage's gaussian default, OpenCV's
+BORDER_REPLICATE), "reflect" (half-sample symmetric, d c b a | a b c d: scipy's
+"reflect"), "mirror" (whole-sample, d c b | a b c d: OpenCV's BORDER_REFLECT_101,
+torch's "reflect"). Borders are built by index gathers, so any pad width works.
+
+Every op here treats each image on its own with a fixed order of floating-point
+operations, so a result never depends on the batch it was computed in.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as OpenCV's RGB2GRAY
+
+
+def border_index(n: int, pad: int, mode: str) -> torch.Tensor:
+    """Indices into a length-`n` axis for positions -pad .. n-1+pad under `mode`."""
+    i = np.arange(-pad, n + pad)
+    if mode == "nearest":
+        i = np.clip(i, 0, n - 1)
+    elif mode == "reflect":
+        p = 2 * n
+        i = np.mod(i, p)
+        i = np.where(i >= n, p - 1 - i, i)
+    elif mode == "mirror":
+        if n == 1:
+            i = np.zeros_like(i)
+        else:
+            p = 2 * n - 2
+            i = np.mod(i, p)
+            i = np.where(i >= n, p - i, i)
+    else:
+        raise ValueError(f"mode={mode!r} is invalid; allowed: nearest, reflect, mirror")
+    return torch.from_numpy(i.astype(np.int64))
+
+
+def pad2d(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
+    """Pad the last two axes by (ph, pw) on each side."""
+    if ph:
+        x = x.index_select(-2, border_index(x.shape[-2], ph, mode).to(x.device))
+    if pw:
+        x = x.index_select(-1, border_index(x.shape[-1], pw, mode).to(x.device))
+    return x
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy.ndimage's kernel: radius int(truncate*sigma + 0.5), normalised, float64."""
+    r = int(truncate * float(sigma) + 0.5)
+    if sigma <= 0 or r == 0:
+        return np.ones(1)
+    t = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 / (float(sigma) ** 2) * t * t)
+    return k / k.sum()
+
+
+def _shifted_sum(y: torch.Tensor, k: np.ndarray, axis: int) -> torch.Tensor:
+    """Correlation along `axis` (-2 or -1) of a padded tensor as a sum of weighted shifted views."""
+    n = y.shape[axis] - len(k) + 1
+    out = None
+    for i, w in enumerate(k.tolist()):
+        v = y.narrow(axis, i, n) * w
+        out = v if out is None else out + v
+    return out
+
+
+def _fft_correlate(y: torch.Tensor, k: np.ndarray) -> torch.Tensor:
+    """'valid' 2-D correlation of a padded (.., Hp, Wp) tensor with k via real FFTs."""
+    hp, wp = y.shape[-2:]
+    kh, kw = k.shape
+    kt = torch.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=y.dtype, device=y.device)
+    spec = torch.fft.rfft2(y) * torch.fft.rfft2(kt, s=(hp, wp))
+    return torch.fft.irfft2(spec, s=(hp, wp))[..., kh - 1:, kw - 1:]
+
+
+FFT_MIN_TAPS = 16  # 1-D kernels longer than this (2-D: more taps than this squared) go through the FFT
+
+
+def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
+    """Correlate every channel with kh (vertical) then kw (horizontal); odd lengths, centred.
+
+    Short kernels: sums of shifted views; long ones: one FFT correlation with the
+    outer product (differences ~1e-6). Either way each image is computed alone."""
+    if max(len(kh), len(kw)) > FFT_MIN_TAPS:
+        return conv2d_same(x, np.outer(kh, kw), mode)
+    y = x
+    if len(kh) > 1:
+        y = _shifted_sum(pad2d(y, len(kh) // 2, 0, mode), kh, -2)
+    if len(kw) > 1:
+        y = _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1)
+    return y
+
+
+def conv2d_same(x: torch.Tensor, k: np.ndarray, mode: str) -> torch.Tensor:
+    """Correlate every channel with a centred 2-D kernel (odd sizes), `mode` borders."""
+    n, c, h, w = x.shape
+    y = pad2d(x, k.shape[0] // 2, k.shape[1] // 2, mode)
+    if k.size > FFT_MIN_TAPS ** 2:
+        return _fft_correlate(y, k)
+    kt = torch.as_tensor(np.ascontiguousarray(k), dtype=x.dtype, device=x.device)[None, None]
+    return F.conv2d(y.reshape(n * c, 1, *y.shape[-2:]), kt).reshape(n, c, h, w)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
+    """skimage.filters.gaussian / scipy.ndimage.gaussian_filter over H and W (default mode 'nearest')."""
+    k = gaussian_kernel1d(sigma, truncate)
+    return conv_separable(x, k, k, mode) if len(k) > 1 else x
+
+
+def box_blur3(x: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
+    """OpenCV cv2.blur(x, (3, 3)) on float data (BORDER_REFLECT_101): row sums, column sums, /9."""
+    k = np.ones(3)
+    return conv_separable(x, k, k, mode) * (1.0 / 9.0)
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W) luma with ITU-R 601 weights (OpenCV RGB2GRAY)."""
+    return (LUMA[0] * x[:, 0:1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3])
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on (N, 3, H, W) in [0, 1]; hue in [0, 1), ties as skimage (B over G over R)."""
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    v = x.max(dim=1).values
+    delta = v - x.min(dim=1).values
+    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
+    s = torch.where(delta == 0, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
+    h = torch.where(r == v, (g - b) / safe, torch.zeros_like(v))
+    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
+    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
+    h = torch.remainder(h / 6.0, 1.0)
+    h = torch.where(delta == 0, torch.zeros_like(h), h)
+    return torch.stack([h, s, v], dim=1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on (N, 3, H, W)."""
+    h, s, v = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    h6 = h * 6.0
+    hi = torch.remainder(torch.floor(h6), 6).long()
+    f = h6 - torch.floor(h6)
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    table = torch.stack([
+        torch.stack([v, t, p]), torch.stack([q, v, p]), torch.stack([p, v, t]),
+        torch.stack([p, q, v]), torch.stack([t, p, v]), torch.stack([v, p, q]),
+    ])  # (6, 3, N, H, W)
+    out = torch.gather(table, 0, hi[None, None].expand(1, 3, *hi.shape)).squeeze(0)
+    return out.permute(1, 0, 2, 3)
+
+
+def scipy_zoom_size(n: int, z: float) -> int:
+    """Output length of scipy.ndimage.zoom: Python round(n * z)."""
+    return int(round(n * z))
+
+
+def clipped_zoom(x: torch.Tensor, z: float, trim: str) -> torch.Tensor:
+    """Centre-crop ceil(n/z), zoom back with corner-aligned linear interpolation, trim to (H, W).
+
+    trim="center" drops (extra // 2) rows/columns first (the CIFAR / Tiny-ImageNet
+    scripts); trim="topleft" keeps the first H x W (imagecorruptions); trim=None
+    returns the whole zoomed crop.
+    """
+    n, c, h, w = x.shape
+    ch, cw = int(math.ceil(h / float(z))), int(math.ceil(w / float(z)))
+    t0, l0 = (h - ch) // 2, (w - cw) // 2
+    crop = x[:, :, t0:t0 + ch, l0:l0 + cw]
+    oh, ow = scipy_zoom_size(ch, z), scipy_zoom_size(cw, z)
+    if (oh, ow) == (ch, cw):
+        big = crop
+    else:
+        big = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
+    if trim is None:
+        return big
+    th, tw = ((oh - h) // 2, (ow - w) // 2) if trim == "center" else (0, 0)
+    return big[:, :, th:th + h, tw:tw + w]
+
+
+def bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: str) -> torch.Tensor:
+    """Sample every channel of x (N, C, H, W) at float positions ys, xs (N, H', W').
+
+    Linear interpolation between the four neighbours; neighbour indices outside
+    the image are folded back by `mode` (see border_index).
+    """
+    n, c, h, w = x.shape
+    y0f, x0f = torch.floor(ys), torch.floor(xs)
+    fy, fx = (ys - y0f).to(x.dtype), (xs - x0f).to(x.dtype)
+    y0, x0 = y0f.long(), x0f.long()
+
+    def fold(i, size):
+        if mode == "nearest":
+            return i.clamp(0, size - 1)
+        if mode == "reflect":
+            p = 2 * size
+            i = torch.remainder(i, p)
+            return torch.where(i >= size, p - 1 - i, i)
+        p = max(2 * size - 2, 1)
+        i = torch.remainder(i, p)
+        return torch.where(i >= size, p - i, i)
+
+    flat = x.reshape(n, c, h * w)
+    out = 0
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        yi = fold(y0 + dy, h)
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            idx = (yi * w + fold(x0 + dx, w)).reshape(n, 1, -1).expand(n, c, -1)
+            out = out + (wy * wx).reshape(n, 1, *ys.shape[1:]) * torch.gather(flat, 2, idx).reshape(n, c, *ys.shape[1:])
+    return out
+
+
+@lru_cache(maxsize=None)
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """The defocus kernel: a normalised float32 disk on a 17x17 grid (radius <= 8) or
+    (2r+1)^2, anti-aliased with OpenCV's GaussianBlur (3x3, or 5x5 for big radii,
+    BORDER_REFLECT_101)."""
+    if radius <= 8:
+        grid, ks = np.arange(-8, 9), 3
+    else:
+        grid, ks = np.arange(-radius, radius + 1), 5
+    xx, yy = np.meshgrid(grid, grid)
+    d = ((xx ** 2 + yy ** 2) <= radius ** 2).astype(np.float32)
+    d /= np.sum(d)
+    t = np.arange(ks, dtype=np.float64) - (ks - 1) / 2
+    g = np.exp(-t * t / (2 * alias_blur ** 2))
+    g = (g / g.sum()).astype(np.float32).astype(np.float64)
+    dt = torch.from_numpy(d.astype(np.float64))[None, None]
+    out = conv_separable(dt, g, g, "mirror")[0, 0].numpy()
+    return out.astype(np.float32)
+
+
+def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
+    """Blur each image along its own angle (degrees, (N,) float64 on the CPU).
+
+    Kernel k_i = exp(-i^2 / (2 sigma^2)), i = 0 .. 2*radius, normalised; tap i reads
+    (y + ceil(i sin(a) - 0.5), x + ceil(i cos(a) - 0.5)) scaled to unit length as
+    in MagickCore's MotionBlurImage; edge pixels repeat. Output is the unclipped sum.
+    """
+    n, c, h, w = x.shape
+    width = 2 * int(radius) + 1
+    i = np.arange(width, dtype=np.float64)
+    k = np.exp(-(i ** 2) / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
+    k = k / k.sum()
+    ang = np.deg2rad(angle_deg.double().cpu().numpy())
+    py, px = width * np.sin(ang), width * np.cos(ang)
+    hyp = np.hypot(py, px)
+    dy = np.ceil(i[None] * py[:, None] / hyp[:, None] - 0.5)  # the port negates twice: reads y + this
+    dx = np.ceil(i[None] * px[:, None] / hyp[:, None] - 0.5)
+    bad = (np.abs(dy) >= h) | (np.abs(dx) >= w)
+    live = np.cumsum(bad, axis=1) == 0
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    flat = x.reshape(n, c, h * w)
+    dyt = torch.from_numpy(dy).long().to(x.device)
+    dxt = torch.from_numpy(dx).long().to(x.device)
+    wk = torch.from_numpy(k[None] * live).to(x.device, x.dtype)
+    out = torch.zeros_like(x)
+    for t in range(width):
+        if not live[:, t].any():
+            break
+        yy = (ys + dyt[:, t].view(n, 1, 1)).clamp(0, h - 1)
+        xx = (xs + dxt[:, t].view(n, 1, 1)).clamp(0, w - 1)
+        idx = (yy * w + xx).reshape(n, 1, h * w).expand(n, c, h * w)
+        out = out + wk[:, t].view(n, 1, 1, 1) * torch.gather(flat, 2, idx).view(n, c, h, w)
+    return out

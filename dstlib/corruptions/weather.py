@@ -1,0 +1,317 @@
+"""Weather corruptions: snow, frost, fog, spatter (see noise.py for the pattern)."""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dstlib.corruptions import _ops
+
+ASSETS = Path(__file__).with_name("assets")
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+
+
+# ---------------------------------------------------------------- fog
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 2 ** (n - 1).bit_length()
+
+
+def plasma_draws(size: int) -> int:
+    """How many uniforms one plasma map of side `size` consumes."""
+    return 3 * sum(4 ** j for j in range(int(math.log2(size))))
+
+
+def plasma_fractal(u: torch.Tensor, size: int, decay: float) -> torch.Tensor:
+    """Batched diamond-square plasma (the reference's plasma_fractal), in [0, 1].
+
+    u (N, plasma_draws(size)) are U[0, 1) draws consumed in the reference's order
+    (per level: squares, then the two diamond sets, each k x k row-major); each
+    becomes wibble * U(-wibble, wibble), wibble starting at 100 and divided by
+    `decay` per level.
+    """
+    n = u.shape[0]
+    m = torch.zeros(n, size, size, dtype=torch.float64, device=u.device)
+    step, wibble, pos = size, 100.0, 0
+
+    def noise(k):
+        nonlocal pos
+        v = u[:, pos:pos + k * k].reshape(n, k, k).double()
+        pos += k * k
+        return wibble * (-wibble + 2 * wibble * v)
+
+    while step >= 2:
+        k, hs = size // step, step // 2
+        corner = m[:, 0:size:step, 0:size:step]
+        sq = corner + torch.roll(corner, -1, 1)
+        sq = sq + torch.roll(sq, -1, 2)
+        m[:, hs:size:step, hs:size:step] = (sq / 4 + noise(k)).float().double()
+        dr = m[:, hs:size:step, hs:size:step]
+        ul = m[:, 0:size:step, 0:size:step]
+        lt = (dr + torch.roll(dr, 1, 1)) + (ul + torch.roll(ul, -1, 2))
+        m[:, 0:size:step, hs:size:step] = (lt / 4 + noise(k)).float().double()
+        tt = (dr + torch.roll(dr, 1, 2)) + (ul + torch.roll(ul, -1, 1))
+        m[:, hs:size:step, 0:size:step] = (tt / 4 + noise(k)).float().double()
+        step //= 2
+        wibble /= decay
+    m = m - m.amin(dim=(1, 2), keepdim=True)
+    return (m / m.amax(dim=(1, 2), keepdim=True)).float()
+
+
+def draw_fog(gen, p, ctx):
+    size = next_pow2(max(ctx.shape[1], ctx.shape[2]))
+    return {"plasma_u": torch.rand(plasma_draws(size), generator=gen, dtype=torch.float64)}
+
+
+def apply_fog(x, p, ctx, f):
+    """clip((x + s * plasma) * max / (max + s)); max over all channels and pixels.
+
+    Fields: `plasma` (N, S, S) a ready map, or `plasma_u` its uniform draws.
+    """
+    s, decay = float(p[0]), float(p[1])
+    n, c, h, w = x.shape
+    if "plasma" in f:
+        pl = f["plasma"].to(x.device, x.dtype)
+    else:
+        pl = plasma_fractal(f["plasma_u"].to(x.device), next_pow2(max(h, w)), decay).to(x.dtype)
+    mx = x.amax(dim=(1, 2, 3), keepdim=True)
+    y = x + s * pl[:, None, :h, :w]
+    return (y * mx / (mx + s)).clamp(0, 1) * 255
+
+
+# ---------------------------------------------------------------- frost
+@lru_cache(maxsize=None)
+def _frost_raw(i: int) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(ASSETS / FROST_FILES[i]) as im:
+        a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).float()[None]
+
+
+@lru_cache(maxsize=None)
+def frost_textures(kind: str, scale: float, count: int, h: int, w: int) -> tuple[torch.Tensor, ...]:
+    """The frost textures (1, 3, th, tw) float 0..255, resized as the table's script does.
+
+    kind "scaled": resize by `scale` with bilinear interpolation (OpenCV
+    INTER_LINEAR, fx = fy = scale), enlarged if needed so a crop fits.
+    kind "fit": the package's rule: 1.1 x the factor that makes the texture
+    cover the image, bicubic (INTER_CUBIC) to ceil(side * factor).
+    """
+    out = []
+    for i in range(count):
+        t = _frost_raw(i)
+        th, tw = t.shape[-2:]
+        if kind == "scaled":
+            sc = max(scale, (h + 1) / th, (w + 1) / tw)
+            if sc == scale:
+                r = F.interpolate(t, scale_factor=(sc, sc), mode="bilinear", align_corners=False,
+                                  recompute_scale_factor=False)
+            else:
+                r = F.interpolate(t, size=(math.ceil(th * sc), math.ceil(tw * sc)), mode="bilinear",
+                                  align_corners=False)
+        else:
+            sf = 1.0
+            if th < h or tw < w:
+                sf = max(h / th, w / tw)
+            sf *= scale
+            r = F.interpolate(t, size=(int(np.ceil(th * sf)), int(np.ceil(tw * sf))), mode="bicubic",
+                              align_corners=False)
+        out.append(torch.round(r.clamp(0, 255)))
+    return tuple(out)
+
+
+def _textures(ctx):
+    st = ctx.style
+    return frost_textures(st["frost"], float(st["frost_scale"]), int(st["frost_count"]),
+                          ctx.shape[1], ctx.shape[2])
+
+
+def draw_frost(gen, p, ctx):
+    tex = _textures(ctx)
+    i = int(torch.randint(len(tex), (), generator=gen))
+    th, tw = tex[i].shape[-2:]
+    top = int(torch.randint(th - ctx.shape[1], (), generator=gen))
+    left = int(torch.randint(tw - ctx.shape[2], (), generator=gen))
+    return {"frost_index": torch.tensor(i), "crop": torch.tensor([top, left])}
+
+
+def apply_frost(x, p, ctx, f):
+    """clip(a * x + b * frost) on the 0..255 scale; frost is a random crop of a random
+    texture (`frost_index` (N,), `crop` (N, 2) top-left). Gray images get the texture's luma."""
+    a, b = float(p[0]), float(p[1])
+    n, c, h, w = x.shape
+    tex = _textures(ctx)
+    idx, crop = f["frost_index"].tolist(), f["crop"].tolist()
+    fr = torch.cat([tex[i][:, :, t:t + h, l:l + w] for i, (t, l) in zip(idx, crop)]).to(x.device, x.dtype)
+    if c == 1:
+        fr = _ops.to_gray(fr)
+    return (a * (x * 255) + b * fr).clamp(0, 255)
+
+
+# ---------------------------------------------------------------- snow
+def draw_snow(gen, p, ctx):
+    z = torch.randn((1, ctx.shape[1], ctx.shape[2]), generator=gen, dtype=torch.float32)
+    return {"normal": z, "angle": torch.rand((), generator=gen, dtype=torch.float64) * 90 - 135}
+
+
+def apply_snow(x, p, ctx, f):
+    """Snow layer N(loc, scale) zoomed, thresholded, motion-blurred at U(-135, -45) degrees,
+    added as is and turned 180 degrees, after blending x with max(x, 1.5 gray + 0.5).
+
+    `cifar`/`tiny`: the zoomed layer is centre-trimmed and goes through 8 bits
+    before the blur, as the scripts' PNG hand-off to ImageMagick; `imagenet`: the
+    package blurs the untrimmed zoomed layer and keeps its top-left H x W. All
+    tables round the blurred layer to 8 bits.
+    """
+    loc, scale, zoom, thr, rad, sig, blend = p
+    layer = loc + scale * f["normal"].to(x.device, x.dtype)
+    center = ctx.style["zoom_trim"] == "center"
+    layer = _ops.clipped_zoom(layer, float(zoom), "center" if center else None)
+    layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1) * 255
+    if ctx.style["snow_quantize"]:
+        layer = torch.floor(layer)
+    layer = torch.round(_ops.motion_blur(layer, int(rad), float(sig), f["angle"])) / 255
+    layer = layer[:, :, :x.shape[2], :x.shape[3]]  # the package blurs the whole zoomed layer, then crops
+    gray = x if x.shape[1] == 1 else _ops.to_gray(x)
+    y = blend * x + (1 - blend) * torch.maximum(x, gray * 1.5 + 0.5)
+    return (y + layer + torch.flip(layer, dims=(2, 3))).clamp(0, 1) * 255
+
+
+# ---------------------------------------------------------------- spatter
+WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)
+MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
+_TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
+
+
+def _shift(t, dy, dx, fill):
+    """t (N, H, W) read at (y + dy, x + dx), `fill` outside."""
+    n, h, w = t.shape
+    out = torch.full_like(t, fill)
+    ys, ye = max(0, -dy), min(h, h - dy)
+    xs, xe = max(0, -dx), min(w, w - dx)
+    out[:, ys:ye, xs:xe] = t[:, ys + dy:ye + dy, xs + dx:xe + dx]
+    return out
+
+
+def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
+    """OpenCV cv2.Canny(img, low, high) on 8-bit images (N, H, W) of integer values:
+    3x3 Sobel with BORDER_REPLICATE, L1 magnitude, OpenCV's non-maximum
+    suppression (tan 22.5 in 15-bit fixed point), 8-connected hysteresis. Bool edges."""
+    n, h, w = img.shape
+    p = _ops.pad2d(img.long(), 1, 1, "nearest")
+    a = lambda dy, dx: p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+    gx = (a(-1, 1) + 2 * a(0, 1) + a(1, 1)) - (a(-1, -1) + 2 * a(0, -1) + a(1, -1))
+    gy = (a(1, -1) + 2 * a(1, 0) + a(1, 1)) - (a(-1, -1) + 2 * a(-1, 0) + a(-1, 1))
+    m = gx.abs() + gy.abs()
+    ax, ay = gx.abs(), gy.abs() << 15
+    tg22 = ax * _TG22
+    tg67 = tg22 + (ax << 16)
+    horiz = ay < tg22
+    vert = ~horiz & (ay > tg67)
+    diag = ~horiz & ~vert
+    s_pos = (gx < 0) == (gy < 0)
+    z = lambda dy, dx: _shift(m, dy, dx, 0)  # noqa: E731
+    keep_h = horiz & (m > z(0, -1)) & (m >= z(0, 1))
+    keep_v = vert & (m > z(-1, 0)) & (m >= z(1, 0))
+    keep_d = diag & torch.where(s_pos, (m > z(-1, -1)) & (m > z(1, 1)), (m > z(-1, 1)) & (m > z(1, -1)))
+    cand = (m > low) & (keep_h | keep_v | keep_d)
+    edge = cand & (m > high)
+    while True:
+        grown = cand & (F.max_pool2d(edge.float()[:, None], 3, 1, 1)[:, 0] > 0)
+        if torch.equal(grown, edge):
+            return edge
+        edge = grown
+
+
+_CHAMFER = ([(0, 1), (0, -1), (1, 0), (-1, 0)], 65536,
+            [(1, 1), (1, -1), (-1, 1), (-1, -1)], 91750,
+            [(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)], 143976)
+
+
+def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
+    """OpenCV distanceTransform(src, DIST_L2, 5), then min(., cap): the 5x5 chamfer
+    distance (1, 1.4, 2.1969 in 16-bit fixed point) to the nearest zero pixel,
+    computed by min-plus relaxation; distances above `cap` are only known to be."""
+    big = int((cap + 2) * 65536)
+    d = torch.where(src == 0, 0, big).long()
+    hv, a, dg, b, kn, c = _CHAMFER
+    while True:
+        new = d
+        for offs, wt in ((hv, a), (dg, b), (kn, c)):
+            for dy, dx in offs:
+                new = torch.minimum(new, _shift(d, dy, dx, big) + wt)
+        new = new.clamp(max=big)
+        if torch.equal(new, d):
+            break
+        d = new
+    return (d.double() / 65536).clamp(max=cap).float()
+
+
+def equalize_hist(img: torch.Tensor) -> torch.Tensor:
+    """cv2.equalizeHist per image (N, H, W), integer values 0..255 in and out."""
+    n = img.shape[0]
+    v = img.long().reshape(n, -1)
+    hist = torch.zeros(n, 256, dtype=torch.long, device=img.device).scatter_add_(1, v, torch.ones_like(v))
+    first = (hist > 0).float().argmax(dim=1, keepdim=True)
+    total = v.shape[1]
+    hfirst = torch.gather(hist, 1, first)
+    cs = torch.cumsum(hist, 1)
+    scale = 255.0 / (total - hfirst).clamp(min=1).float()
+    lut = torch.round((cs - torch.gather(cs, 1, first)).float() * scale).clamp(0, 255)
+    out = torch.gather(lut, 1, v).reshape(img.shape)
+    same = (hfirst == total).view(n, *([1] * (img.ndim - 1)))
+    return torch.where(same, first.view_as(same).float(), out)
+
+
+def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
+    """The reference's water-drop mask m (before /max), (N, H, W), from the thresholded liquid layer."""
+    l8 = torch.remainder(torch.floor(liquid * 255), 256)  # numpy float -> uint8 wraps
+    edges = canny(l8)
+    dist = distance_to_zero(torch.where(edges, 0, 255))
+    dist = torch.floor(_ops.box_blur3(dist[:, None])[:, 0])
+    dist = equalize_hist(dist)
+    k = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+    dist = _ops.conv2d_same(dist[:, None].double(), k, "mirror").clamp(0, 255)
+    s = _ops.conv_separable(dist, np.ones(3), np.ones(3), "mirror")[:, 0]
+    dist = torch.floor(s / 9 + 0.5)  # 8-bit box filter rounds
+    return l8.float() * dist.float()
+
+
+def draw_spatter(gen, p, ctx):
+    return {"normal": torch.randn((1, ctx.shape[1], ctx.shape[2]), generator=gen, dtype=torch.float32)}
+
+
+def apply_spatter(x, p, ctx, f):
+    """Liquid layer N(loc, scale) smoothed (sigma) and thresholded; mode 0 adds
+    pale-turquoise water drops shaped by the layer's Canny edges (the reference's
+    OpenCV chain), mode 1 covers x with mud. Gray images get the colour's luma."""
+    loc, scale, sigma, thr, inten, mode = p
+    n, c, h, w = x.shape
+    liquid = loc + scale * f["normal"].to(x.device, torch.float64)
+    liquid = _ops.gaussian_blur(liquid, float(sigma))
+    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)[:, 0]
+    colour = torch.tensor(WATER if mode == 0 else MUD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    if c == 1:
+        colour = _ops.to_gray(colour)
+    if mode == 0:
+        m = _water_mask(liquid)
+        mx = m.amax(dim=(1, 2), keepdim=True)
+        m = torch.where(mx > 0, m / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(m))
+        m = (m * inten)[:, None].to(x.dtype)
+        return (x + m * colour).clamp(0, 1) * 255
+    m = (liquid > thr).to(x.dtype)[:, None]
+    m = _ops.gaussian_blur(m, float(inten))
+    m = torch.where(m < 0.8, torch.zeros_like(m), m)
+    return (x * (1 - m) + colour * m).clamp(0, 1) * 255
+
+
+CORRUPTIONS = {
+    "snow": (apply_snow, draw_snow),
+    "frost": (apply_frost, draw_frost),
+    "fog": (apply_fog, draw_fog),
+    "spatter": (apply_spatter, draw_spatter),
+}
