@@ -1,0 +1,266 @@
+"""Clean and corrupted accuracy, per image, into xarray; mCE, relative mCE and relative gain.
+
+`robustness` evaluates a model (or a stored `Run`) on the first `n_test`
+test images, clean and under every (corruption, severity). Corrupted images
+come from `dstlib.corruptions.corrupt(x, name, severity, seed=seed,
+index=image indices)`: a pure function of (dataset, corruption, severity,
+image index, seed), generated batch by batch on the model's device, so every
+model sees the very same images and comparisons can be paired per image.
+Alternatively `benchmark(name, severity) -> uint8 (N, C, H, W)` supplies the
+images of an on-disk benchmark (e.g. CIFAR-10-C) in test-set order.
+
+Robustness accuracy is the mean of the accuracy over corruptions and
+severities; clean accuracy is not part of it. Default corruptions follow the
+benchmark of the dataset's size: all 19 for the "cifar" table (CIFAR-10/100,
+Fashion-MNIST), the 15 common ones for "tiny" and "imagenet".
+
+Caching: a Run's evaluation is stored as `Run.path / "eval" / f"{key}.nc"`,
+key = hash of (run id, evaluation spec); a plain model is cached only when
+`cache_dir` is given, keyed by a hash of its weights. netCDF3 (scipy engine)
+is used because it needs no HDF5 library.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+EVAL_VERSION = 1  # bump when the meaning of a cached evaluation changes
+
+
+def _is_run(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("model", "path", "id")) and not isinstance(obj, torch.nn.Module)
+
+
+def _dataset(dataset):
+    if isinstance(dataset, str):
+        from dstlib import data
+        return data.load(dataset, "test")
+    if not (hasattr(dataset, "labels") and hasattr(dataset, "info") and hasattr(dataset, "__getitem__")):
+        raise ValueError(f"dataset is a {type(dataset).__name__}; allowed: a dataset name or a dstlib.data.ImageSet")
+    return dataset
+
+
+def _batch(ds, start: int, stop: int) -> torch.Tensor:
+    """uint8 images start:stop of an in-memory ImageSet or of a set decoded on access."""
+    if hasattr(ds, "images"):
+        return ds.images[start:stop]
+    return torch.stack([ds[i][0] for i in range(start, stop)])
+
+
+def _identity(ds, n: int) -> str:
+    if hasattr(ds, "images"):
+        return _hash_tensors([ds.images[:n], ds.labels[:n]])
+    files = [str(f) for f in getattr(ds, "files", [])[:n]]
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16] + _hash_tensors([ds.labels[:n]])
+
+
+def default_corruptions(info) -> tuple[str, ...]:
+    """The benchmark's set: all 19 for the "cifar" table, the 15 common ones otherwise."""
+    import dstlib.corruptions as dc
+    common = getattr(dc, "COMMON", tuple(dc.NAMES[:15]))
+    return tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(common)
+
+
+def _hash_tensors(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def _save(ds: xr.Dataset, path: Path) -> None:
+    from dstlib.io import atomic_save_bytes
+    atomic_save_bytes(path, bytes(ds.to_netcdf(engine="scipy")))
+
+
+def _load(path: Path) -> xr.Dataset:
+    return xr.load_dataset(io.BytesIO(path.read_bytes()), engine="scipy")
+
+
+def _device_of(model, device):
+    if device is not None:
+        return torch.device(device)
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _predict(model, x_uint8, info, classes):
+    from dstlib.data import normalize
+    logits = model(normalize(x_uint8, info))
+    if classes is not None:
+        return classes[logits[:, classes].argmax(1)]
+    return logits.argmax(1)
+
+
+def robustness(model, dataset, corruptions: Sequence[str] | None = None,
+               severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
+               batch_size: int = 256, device=None, *, cache_dir=None,
+               benchmark: Callable[[str, int], torch.Tensor] | None = None, benchmark_name: str | None = None,
+               progress: bool = True) -> xr.Dataset:
+    """Clean and corrupted accuracy with per-image correctness.
+
+    `model`: an nn.Module or a `dstlib.store.Run`. `dataset`: an ImageSet or
+    a dataset name (its test split). Returns `correct` (corruption,
+    severity, image) and `clean_correct` (image) bool, `accuracy`
+    (corruption, severity), `clean_accuracy`, `robustness_accuracy` and
+    `label` (image). Uses no_grad and eval mode.
+    """
+    import dstlib.corruptions as dc
+    from tqdm.auto import tqdm
+
+    ds = _dataset(dataset)
+    corruptions = default_corruptions(ds.info) if corruptions is None else tuple(corruptions)
+    if not corruptions:
+        raise ValueError("corruptions is empty; allowed: None (the benchmark's set) or names from dstlib.corruptions.NAMES")
+    for c in corruptions:
+        if c not in dc.NAMES:
+            raise ValueError(f"corruptions contains {c!r}; allowed: {', '.join(dc.NAMES)}")
+    severities = tuple(int(s) for s in severities)
+    if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
+        raise ValueError(f"severities={severities!r} is invalid; allowed: a non-empty subset of 1, 2, 3, 4, 5")
+    n = len(ds) if n_test is None else n_test
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(ds):
+        raise ValueError(f"n_test={n_test!r} is invalid; allowed: None or an int in [1, {len(ds)}]")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
+    if benchmark is not None and not benchmark_name:
+        raise ValueError("benchmark_name is missing; allowed: a name for the on-disk benchmark (it keys the cache)")
+
+    run = model if _is_run(model) else None
+    if run is None and not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model is a {type(model).__name__}; allowed: an nn.Module or a dstlib.store.Run")
+    labels = ds.labels[:n]
+    spec = {"version": EVAL_VERSION, "dataset": ds.info.name, "n_test": n,
+            "data": _identity(ds, n), "corruptions": list(corruptions),
+            "severities": list(severities), "seed": seed, "source": benchmark_name or "generated"}
+    net = run.model() if run is not None else model
+    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
+    ident = run.id if run is not None else _hash_tensors(list(net.state_dict().values()))
+    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / f"{key}.nc" if folder is not None else None
+    if path is not None and path.exists():
+        return _load(path)
+
+    dev = _device_of(net, device)
+    net.eval()
+    correct = np.zeros((len(corruptions), len(severities), n), dtype=bool)
+    clean = np.zeros(n, dtype=bool)
+    bar = tqdm(total=(1 + len(corruptions) * len(severities)) * n, disable=not progress, desc="robustness")
+    # generated: one pass over the images, each clean batch loaded (decoded) once and corrupted on the device;
+    # benchmark: one (corruption, severity) array in memory at a time
+    shape = tuple(_batch(ds, 0, 1).shape[1:])
+    with torch.no_grad():
+        for st in range(0, n, batch_size):
+            stop = min(n, st + batch_size)
+            x = _batch(ds, st, stop).to(dev)
+            y = labels[st:stop].to(dev)
+            idx = torch.arange(st, stop, device=dev)
+            clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
+            bar.update(len(y))
+            for i, c in enumerate(corruptions if benchmark is None else ()):
+                for j, s in enumerate(severities):
+                    xc = dc.corrupt(x, c, s, seed=seed, index=idx)
+                    correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+                    bar.update(len(y))
+        for i, c in enumerate(corruptions if benchmark is not None else ()):
+            for j, s in enumerate(severities):
+                full = benchmark(c, s)
+                if (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.shape[0] < n
+                        or tuple(full.shape[1:]) != shape):
+                    raise ValueError(f"benchmark({c!r}, {s}) gave {getattr(full, 'dtype', type(full).__name__)} "
+                                     f"{tuple(getattr(full, 'shape', ()))}; allowed: uint8 (>= {n}, {', '.join(map(str, shape))})")
+                for st in range(0, n, batch_size):
+                    y = labels[st:st + batch_size].to(dev)
+                    xc = full[st:st + batch_size].to(dev)
+                    correct[i, j, st:st + len(y)] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+                    bar.update(len(y))
+    bar.close()
+    coords = {"corruption": list(corruptions), "severity": list(severities), "image": np.arange(n)}
+    out = xr.Dataset({"correct": (("corruption", "severity", "image"), correct),
+                      "clean_correct": (("image",), clean), "label": (("image",), labels.numpy())},
+                     coords=coords, attrs={"eval_spec": json.dumps(spec, sort_keys=True), "model": ident, "key": key})
+    out["accuracy"] = out["correct"].mean("image")
+    out["clean_accuracy"] = out["clean_correct"].mean("image")
+    out["robustness_accuracy"] = out["accuracy"].mean(("corruption", "severity"))
+    if path is not None:
+        _save(out, path)
+    return out
+
+
+def accuracy(model, dataset, *, n_test: int | None = None, classes: torch.Tensor | Sequence[int] | None = None,
+             batch_size: int = 256, device=None, progress: bool = True) -> xr.Dataset:
+    """Plain accuracy with per-image correctness (e.g. an out-of-distribution set).
+
+    `classes`: restrict the prediction to these class indices (ImageNet-R:
+    its 200 classes within the 1000 logits, as in Hendrycks et al. 2021).
+    """
+    from tqdm.auto import tqdm
+
+    ds = _dataset(dataset)
+    net = model.model() if _is_run(model) else model
+    n = len(ds) if n_test is None else n_test
+    if not isinstance(n, int) or not 1 <= n <= len(ds):
+        raise ValueError(f"n_test={n_test!r} is invalid; allowed: None or an int in [1, {len(ds)}]")
+    dev = _device_of(net, device)
+    if classes is not None:
+        classes = torch.as_tensor(classes, dtype=torch.long, device=dev)
+        if classes.ndim != 1 or classes.numel() == 0:
+            raise ValueError("classes is invalid; allowed: None or a non-empty 1-d list of class indices")
+    net.eval()
+    correct = np.zeros(n, dtype=bool)
+    with torch.no_grad():
+        for st in tqdm(range(0, n, batch_size), disable=not progress, desc="accuracy"):
+            x, y = _batch(ds, st, min(n, st + batch_size)), ds.labels[st:st + batch_size]
+            correct[st:st + len(y)] = (_predict(net, x.to(dev), ds.info, classes) == y.to(dev)).cpu().numpy()
+    out = xr.Dataset({"correct": (("image",), correct)}, coords={"image": np.arange(n)},
+                     attrs={"dataset": ds.info.name})
+    out["accuracy"] = out["correct"].mean("image")
+    return out
+
+
+def _acc(ds: xr.Dataset, name: str) -> xr.Dataset:
+    for v in ("accuracy", "clean_accuracy"):
+        if not isinstance(ds, xr.Dataset) or v not in ds:
+            raise ValueError(f"results[{name!r}] is invalid; allowed: a Dataset from evaluate.robustness")
+    return ds
+
+
+def corruption_error(results: Mapping[str, xr.Dataset], baseline: str) -> xr.Dataset:
+    """CE, mCE, relative CE and relative mCE of each model against `results[baseline]`.
+
+    CE_c = sum_s E[c, s] / sum_s E_base[c, s] with E = 1 - accuracy;
+    relative CE_c = sum_s (E[c, s] - E_clean) / sum_s (E_base[c, s] - E_base_clean)
+    (Hendrycks & Dietterich 2019); mCE and relative mCE are means over corruptions.
+    Dims (model, corruption); the baseline scores 1 by construction.
+    """
+    if not isinstance(results, Mapping) or baseline not in results:
+        raise ValueError(f"baseline={baseline!r} is invalid; allowed: one of {list(results) if isinstance(results, Mapping) else []}")
+    base = _acc(results[baseline], baseline)
+    be, bc = 1 - base["accuracy"], 1 - base["clean_accuracy"]
+    parts = []
+    for name, r in results.items():
+        r = _acc(r, name)
+        e, ec = 1 - r["accuracy"], 1 - r["clean_accuracy"]
+        ce = e.sum("severity") / be.sum("severity")
+        rce = (e - ec).sum("severity") / (be - bc).sum("severity")
+        parts.append(xr.Dataset({"ce": ce, "mce": ce.mean("corruption"),
+                                 "relative_ce": rce, "relative_mce": rce.mean("corruption")}))
+    out = xr.concat(parts, dim=xr.DataArray(list(results), dims="model", name="model"))
+    return out.assign_attrs(baseline=baseline)
+
+
+def relative_gain(sparse: xr.Dataset, dense: xr.Dataset) -> xr.Dataset:
+    """The paper's relative gain (Acc_sparse - Acc_dense) / Acc_dense per (corruption, severity), and overall."""
+    s, d = _acc(sparse, "sparse"), _acc(dense, "dense")
+    return xr.Dataset({"gain": (s["accuracy"] - d["accuracy"]) / d["accuracy"],
+                       "robustness_gain": (s["robustness_accuracy"] - d["robustness_accuracy"]) / d["robustness_accuracy"],
+                       "clean_gain": (s["clean_accuracy"] - d["clean_accuracy"]) / d["clean_accuracy"]})

@@ -1,0 +1,195 @@
+"""Parameter counts, inference FLOPs under masks, and training FLOPs of a run.
+
+What is counted (`count`): the multiply-adds of every convolution (1-d, 2-d,
+3-d, any groups) and every `nn.Linear`, each multiply-add counted as 2 FLOPs
+(a bias add is folded into its multiply-add, as in the usual "2 x MACs"
+convention). Normalisation, activations, pooling, residual additions, softmax
+and matrix products that are not `nn.Linear` (attention scores) are not
+counted. A weight that a mask switches off costs nothing: a layer's FLOPs are
+2 x (active weights) x (output positions), where output positions are the
+spatial (or temporal) positions of a convolution's output and the token
+positions of a linear layer's input. One image, one forward pass.
+
+Two rules for training FLOPs, both stated so they can be told apart:
+
+* `training` (ours, from a run's history): every sample costs 3 x the
+  inference FLOPs at the densities of that step (forward, input gradient,
+  weight gradient, each the cost of a forward pass: the rule of RigL, Evci et
+  al. 2020, appendix H), with per-layer densities taken from the
+  sparsifier's `log()` (`density/<param>` at the end of an epoch, scaled by
+  `mean_density / density` for the epoch's mean; dense phases of AC/DC are
+  logged at density 1 and cost dense FLOPs automatically); every step whose
+  topology update used a dense gradient (`dense_grad_steps`, RigL-style
+  growth) costs its batch the dense weight gradient on top: batch x
+  (dense - sparse) inference FLOPs.
+* `paper_training` (the paper's appendix A.3.2, Tables 5-8): 3 x inference
+  FLOPs x training samples x epochs, scaled by a method factor: dense 1,
+  static/SET/RigL the target density d (no extra for RigL's dense
+  gradients), MEST its initial density d + b_s with b_s = soft_bound x d,
+  AC/DC f_D + (1 - f_D) d with f_D = warmup + (1 - warmup - final) / 2 the
+  fraction of training in dense phases, GraNet the mean density of its cubic
+  schedule from the initial density to d over the first `prune_end` of
+  training (this last rule is our reading; the paper does not state one).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+_COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _check_input_size(input_size: Any) -> tuple[int, ...]:
+    if (not isinstance(input_size, (tuple, list)) or len(input_size) == 0
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size)):
+        raise ValueError(f"input_size={input_size!r} is invalid; allowed: a tuple of positive ints "
+                         "for one sample without the batch dim, e.g. (3, 32, 32)")
+    return tuple(input_size)
+
+
+def _check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    if masks is None:
+        return {}
+    if not isinstance(masks, Mapping):
+        raise ValueError(f"masks={type(masks).__name__} is invalid; allowed: a dict {{param name: bool tensor}} or None")
+    params = dict(model.named_parameters())
+    out = {}
+    for name, m in masks.items():
+        if name not in params:
+            raise ValueError(f"masks key {name!r} is not a parameter of the model; "
+                             f"allowed: names from model.named_parameters(), e.g. {next(iter(params), '')!r}")
+        if tuple(m.shape) != tuple(params[name].shape):
+            raise ValueError(f"masks[{name!r}] has shape {tuple(m.shape)}; allowed: the parameter's shape "
+                             f"{tuple(params[name].shape)}")
+        out[name] = m.detach().bool().cpu()
+    return out
+
+
+def layer_costs(model: nn.Module, input_size: tuple[int, ...]) -> list[dict]:
+    """One row per counted layer: weight name, weight numel and output positions.
+
+    Runs one forward pass of a zero batch of one sample (model in eval mode,
+    restored afterwards). A layer called several times adds its positions.
+    """
+    input_size = _check_input_size(input_size)
+    rows: dict[str, dict] = {}
+    hooks = []
+    for mname, module in model.named_modules():
+        if isinstance(module, _COUNTED):
+            key = f"{mname}.weight" if mname else "weight"
+
+            def hook(mod, inp, out, key=key):
+                if isinstance(mod, nn.Linear):
+                    positions = out.numel() // out.shape[-1]
+                else:
+                    positions = math.prod(out.shape[2:]) * out.shape[0]
+                row = rows.setdefault(key, {"param": key, "numel": mod.weight.numel(), "positions": 0,
+                                            "kind": type(mod).__name__})
+                row["positions"] += positions
+            hooks.append(module.register_forward_hook(hook))
+    p = next(model.parameters(), None)
+    x = torch.zeros((1, *input_size), device=p.device if p is not None else "cpu",
+                    dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return list(rows.values())
+
+
+def count(model: nn.Module, input_size: tuple[int, ...], masks: Mapping[str, torch.Tensor] | None = None) -> dict:
+    """{"flops": inference FLOPs of one sample, "params": parameter count} under `masks`.
+
+    `input_size` is one sample without the batch dim, e.g. (3, 32, 32).
+    `masks` maps parameter names to bool tensors (False = pruned): pruned
+    weights are neither counted as parameters nor as FLOPs. Also returns
+    "dense_flops" and "dense_params" (the same model without masks).
+    """
+    masks = _check_masks(model, masks)
+    rows = layer_costs(model, input_size)
+    flops = dense_flops = 0
+    for r in rows:
+        active = int(masks[r["param"]].sum()) if r["param"] in masks else r["numel"]
+        flops += 2 * active * r["positions"]
+        dense_flops += 2 * r["numel"] * r["positions"]
+    seen, dense_params = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            dense_params += p.numel()
+    params = dense_params - sum(int(m.numel() - m.sum()) for m in masks.values())
+    return {"flops": flops, "params": params, "dense_flops": dense_flops, "dense_params": dense_params}
+
+
+def _epoch_flops(rows: list[dict], entry: Mapping[str, float]) -> float:
+    density = float(entry.get("density", 1.0))
+    mean = float(entry.get("mean_density", density))
+    scale = mean / density if density > 0 else 1.0
+    total = 0.0
+    for r in rows:
+        d = entry.get(f"density/{r['param']}")
+        d = 1.0 if d is None else min(1.0, float(d) * scale)
+        total += 2 * r["numel"] * r["positions"] * d
+    return total
+
+
+def training(model: nn.Module, input_size: tuple[int, ...], history: Iterable[Mapping[str, float]], *,
+             samples_per_epoch: int, batch_size: int) -> dict:
+    """Training FLOPs of a run from its per-epoch history (our rule, module docstring).
+
+    `history` is `Run.history`: one dict per epoch with the sparsifier's log
+    keys (`density`, `mean_density`, `dense_grad_steps`, `density/<param>`);
+    an entry without them (a dense run) counts as dense. Returns {"flops":
+    total, "per_epoch": [...], "dense_flops": 3 x dense inference x samples x epochs}.
+    """
+    for name, v in (("samples_per_epoch", samples_per_epoch), ("batch_size", batch_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name}={v!r} is invalid; allowed: a positive int")
+    history = list(history)
+    if not history or not all(isinstance(h, Mapping) for h in history):
+        raise ValueError("history is invalid; allowed: a non-empty list of per-epoch dicts (Run.history)")
+    rows = layer_costs(model, input_size)
+    dense = sum(2 * r["numel"] * r["positions"] for r in rows)
+    per_epoch = []
+    for h in history:
+        f = _epoch_flops(rows, h)
+        extra = float(h.get("dense_grad_steps", 0.0)) * batch_size * (dense - f)
+        per_epoch.append(3.0 * f * samples_per_epoch + max(extra, 0.0))
+    return {"flops": float(sum(per_epoch)), "per_epoch": per_epoch,
+            "dense_flops": 3.0 * dense * samples_per_epoch * len(history)}
+
+
+def paper_factor(method: str, density: float, *, soft_bound: float = 0.1, initial_density: float | None = None,
+                 prune_end: float = 0.5, warmup: float = 0.1, final: float = 0.15) -> float:
+    """The paper's training-cost factor relative to dense training (module docstring)."""
+    from dstlib.config import METHODS, check_choice
+
+    check_choice("method", method, METHODS)
+    if not 0 < density <= 1:
+        raise ValueError(f"density={density!r} is invalid; allowed: a float in (0, 1]")
+    if method == "dense":
+        return 1.0
+    if method in ("static", "set", "rigl"):
+        return density
+    if method in ("mest_r", "mest_g"):
+        return min(1.0, density * (1 + soft_bound))
+    if method == "acdc":
+        f_dense = warmup + (1 - warmup - final) / 2
+        return f_dense + (1 - f_dense) * density
+    # granet: d(t) = d + (d_i - d)(1 - t/(prune_end T))^3 for t < prune_end T; mean of (1-s)^3 over s is 1/4
+    d_i = initial_density if initial_density is not None else (0.8 if density < 0.8 else density + (1 - density) / 2)
+    return density + (d_i - density) * prune_end / 4
+
+
+def paper_training(method: str, inference_flops: float, samples_per_epoch: int, epochs: int,
+                   density: float, **options: float) -> float:
+    """The paper's training FLOPs: 3 x `inference_flops` (dense, one image) x samples x epochs x factor."""
+    return 3.0 * inference_flops * samples_per_epoch * epochs * paper_factor(method, density, **options)
