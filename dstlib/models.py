@@ -3,8 +3,9 @@
 Our models (`names()`): `mlp`, `cnn`, `vgg16`, `resnet34`. Any other name is
 looked up in timm and built without pretrained weights, with the dataset's
 channels and classes. Every model takes normalised float images (N, C, H, W)
-and returns logits; the final classifier of our models is the attribute
-`classifier`.
+and returns logits; the classifier head of our models is the attribute
+`classifier` (a Linear, or for vgg16 the 512-512-classes head); the sparse
+methods keep it dense by default.
 
 Small inputs: with `stem="auto"` (the default) images of 32 px or less get a
 small-input stem: timm CNNs keep their first convolution but with stride 1 and
@@ -123,7 +124,9 @@ class VGG16(nn.Module):
 
     13 3x3 convolutions (no bias) each followed by BatchNorm and ReLU, 5
     max-pools, then a 512-512-classes classifier with BatchNorm, as in the
-    sparse-training CIFAR code the paper builds on.
+    sparse-training CIFAR code the paper builds on. The whole head is the
+    attribute `classifier`, so it stays dense by default as in that code
+    (the paper's Table 5 parameter counts need it).
     """
 
     def __init__(self, channels: int, num_classes: int):
@@ -136,12 +139,12 @@ class VGG16(nn.Module):
                 layers += conv_bn(prev, v)
                 prev = v
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                                  nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                                        nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                                        nn.Linear(512, num_classes))
 
     def forward(self, x):
-        return self.classifier(self.head(self.features(x)))
+        return self.classifier(self.features(x))
 
 
 @register("vgg16")
