@@ -2,22 +2,35 @@
 
 `robustness` evaluates a model (or a stored `Run`) on the first `n_test`
 test images, clean and under every (corruption, severity). Corrupted images
-come from `dstlib.corruptions.corrupt(x, name, severity, seed=seed,
-index=image indices)`: a pure function of (dataset, corruption, severity,
-image index, seed), generated batch by batch on the model's device, so every
-model sees the very same images and comparisons can be paired per image.
+come from `dstlib.corruptions.corrupt_as_saved(x, name, severity, seed=seed,
+table=table, index=image indices, jpeg=jpeg)`: a pure function of (dataset,
+corruption, severity, image index, seed), generated batch by batch on the
+model's device, so every model sees the very same images and comparisons can
+be paired per image. `table` defaults to the dataset's
+`info.corruption_table`; `jpeg=None` adds the JPEG (quality 85) round trip
+that the saved Tiny-ImageNet-C and ImageNet-C files went through, for those
+two tables only (`jpeg=False` turns it off, `jpeg=True` forces it).
 Alternatively `benchmark(name, severity) -> uint8 (N, C, H, W)` supplies the
 images of an on-disk benchmark (e.g. CIFAR-10-C) in test-set order.
 
 Robustness accuracy is the mean of the accuracy over corruptions and
-severities; clean accuracy is not part of it. Default corruptions follow the
-benchmark of the dataset's size: all 19 for the "cifar" table (CIFAR-10/100,
-Fashion-MNIST), the 15 common ones for "tiny" and "imagenet".
+severities; clean accuracy is not part of it. Default corruptions
+(`default_corruptions`) follow the benchmark of the dataset's size: all 19
+(`NAMES`) for the "cifar" table (CIFAR-10/100, Fashion-MNIST), the 15 common
+ones (`COMMON`) for "tiny" and "imagenet". For 1-channel data `saturate` is
+dropped (the "cifar" set becomes `GRAY_NAMES`): a gray pixel has zero
+saturation, so saturate leaves gray images unchanged at severities 1-3 and
+only darkens them at 4-5; it would measure clean accuracy, not robustness.
 
-Caching: a Run's evaluation is stored as `Run.path / "eval" / f"{key}.nc"`,
-key = hash of (run id, evaluation spec); a plain model is cached only when
-`cache_dir` is given, keyed by a hash of its weights. netCDF3 (scipy engine)
-is used because it needs no HDF5 library.
+Caching: a Run's evaluation is stored as `Run.path / "eval" / f"{key}.nc"`;
+a plain model is cached only when `cache_dir` is given, keyed by a hash of
+its weights. The key hashes the model identity (run id or weight hash) and
+everything that changes the result: dataset name and a hash of the evaluated
+images and labels, n_test, corruptions, severities, seed, table, jpeg option,
+the source (generated or the benchmark's name), `EVAL_VERSION` and the
+corruption code's `VERSION` when `dstlib.corruptions` defines one. Batch
+size, device and progress do not enter it. netCDF3 (scipy engine) is used
+because it needs no HDF5 library.
 """
 from __future__ import annotations
 
@@ -31,7 +44,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-EVAL_VERSION = 1  # bump when the meaning of a cached evaluation changes
+EVAL_VERSION = 2  # bump when the meaning of a cached evaluation changes (2: table from info, JPEG as saved)
 
 
 def _is_run(obj: Any) -> bool:
@@ -62,10 +75,13 @@ def _identity(ds, n: int) -> str:
 
 
 def default_corruptions(info) -> tuple[str, ...]:
-    """The benchmark's set: all 19 for the "cifar" table, the 15 common ones otherwise."""
+    """The benchmark's set (module docstring): `NAMES` for the "cifar" table, `COMMON` otherwise;
+    without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data)."""
     import dstlib.corruptions as dc
-    common = getattr(dc, "COMMON", tuple(dc.NAMES[:15]))
-    return tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(common)
+    names = tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(dc.COMMON)
+    if info.channels == 1:
+        names = tuple(n for n in names if n in dc.GRAY_NAMES)
+    return names
 
 
 def _hash_tensors(tensors) -> str:
@@ -103,16 +119,22 @@ def _predict(model, x_uint8, info, classes):
 
 def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
-               batch_size: int = 256, device=None, *, cache_dir=None,
-               benchmark: Callable[[str, int], torch.Tensor] | None = None, benchmark_name: str | None = None,
-               progress: bool = True) -> xr.Dataset:
+               batch_size: int = 256, device=None, *, table: str | None = None, jpeg: bool | None = None,
+               cache_dir=None, benchmark: Callable[[str, int], torch.Tensor] | None = None,
+               benchmark_name: str | None = None, progress: bool = True) -> xr.Dataset:
     """Clean and corrupted accuracy with per-image correctness.
 
     `model`: an nn.Module or a `dstlib.store.Run`. `dataset`: an ImageSet or
-    a dataset name (its test split). Returns `correct` (corruption,
-    severity, image) and `clean_correct` (image) bool, `accuracy`
-    (corruption, severity), `clean_accuracy`, `robustness_accuracy` and
-    `label` (image). Uses no_grad and eval mode.
+    a dataset name (its test split). `table`: the corruption parameter table
+    (None: `dataset.info.corruption_table`); `jpeg`: the saved benchmarks'
+    JPEG-85 round trip (None: as saved, i.e. on for "tiny"/"imagenet";
+    False: off). Returns `correct` (corruption, severity, image) and
+    `clean_correct` (image) bool, `accuracy` (corruption, severity),
+    `clean_accuracy`, `robustness_accuracy` and `label` (image); attrs
+    `eval_spec` (JSON), `model` and `key`. With `benchmark`, `seed`,
+    `table` and `jpeg` are not used (the images are the benchmark's). Uses
+    no_grad and eval mode (the model's mode is restored afterwards). A
+    cached result is returned without loading the model.
     """
     import dstlib.corruptions as dc
     from tqdm.auto import tqdm
@@ -124,14 +146,28 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     for c in corruptions:
         if c not in dc.NAMES:
             raise ValueError(f"corruptions contains {c!r}; allowed: {', '.join(dc.NAMES)}")
-    severities = tuple(int(s) for s in severities)
-    if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
+    if len(set(corruptions)) != len(corruptions):
+        raise ValueError(f"corruptions={list(corruptions)!r} repeats a name; allowed: distinct names")
+    if isinstance(severities, (str, bytes)) or not hasattr(severities, "__iter__"):
         raise ValueError(f"severities={severities!r} is invalid; allowed: a non-empty subset of 1, 2, 3, 4, 5")
+    severities = tuple(severities)
+    if (not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities)
+            or len(set(severities)) != len(severities)):
+        raise ValueError(f"severities={severities!r} is invalid; allowed: a non-empty subset of 1, 2, 3, 4, 5")
+    severities = tuple(int(s) for s in severities)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid; allowed: an int")
     n = len(ds) if n_test is None else n_test
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(ds):
         raise ValueError(f"n_test={n_test!r} is invalid; allowed: None or an int in [1, {len(ds)}]")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
+    table = ds.info.corruption_table if table is None else table
+    tables = ("cifar", "tiny", "imagenet")
+    if table not in tables:
+        raise ValueError(f"table={table!r} is invalid; allowed: None, {', '.join(tables)}")
+    if jpeg not in (None, True, False):
+        raise ValueError(f"jpeg={jpeg!r} is invalid; allowed: None (as saved), True, False")
     if benchmark is not None and not benchmark_name:
         raise ValueError("benchmark_name is missing; allowed: a name for the on-disk benchmark (it keys the cache)")
 
@@ -139,18 +175,22 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     if run is None and not isinstance(model, torch.nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; allowed: an nn.Module or a dstlib.store.Run")
     labels = ds.labels[:n]
+    generated = benchmark is None
     spec = {"version": EVAL_VERSION, "dataset": ds.info.name, "n_test": n,
-            "data": _identity(ds, n), "corruptions": list(corruptions),
-            "severities": list(severities), "seed": seed, "source": benchmark_name or "generated"}
-    net = run.model() if run is not None else model
+            "data": _identity(ds, n), "corruptions": list(corruptions), "severities": list(severities),
+            "seed": seed if generated else None, "table": table if generated else None,
+            "jpeg": jpeg if generated else None, "source": "generated" if generated else benchmark_name,
+            "corruptions_version": getattr(dc, "VERSION", None) if generated else None}
     folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
-    ident = run.id if run is not None else _hash_tensors(list(net.state_dict().values()))
+    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
     key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
     path = folder / f"{key}.nc" if folder is not None else None
     if path is not None and path.exists():
         return _load(path)
 
+    net = run.model() if run is not None else model
     dev = _device_of(net, device)
+    was_training = net.training
     net.eval()
     correct = np.zeros((len(corruptions), len(severities), n), dtype=bool)
     clean = np.zeros(n, dtype=bool)
@@ -158,32 +198,35 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     # generated: one pass over the images, each clean batch loaded (decoded) once and corrupted on the device;
     # benchmark: one (corruption, severity) array in memory at a time
     shape = tuple(_batch(ds, 0, 1).shape[1:])
-    with torch.no_grad():
-        for st in range(0, n, batch_size):
-            stop = min(n, st + batch_size)
-            x = _batch(ds, st, stop).to(dev)
-            y = labels[st:stop].to(dev)
-            idx = torch.arange(st, stop, device=dev)
-            clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
-            bar.update(len(y))
-            for i, c in enumerate(corruptions if benchmark is None else ()):
+    try:
+        with torch.no_grad():
+            for st in range(0, n, batch_size):
+                stop = min(n, st + batch_size)
+                x = _batch(ds, st, stop).to(dev)
+                y = labels[st:stop].to(dev)
+                idx = torch.arange(st, stop)
+                clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
+                bar.update(len(y))
+                for i, c in enumerate(corruptions if generated else ()):
+                    for j, s in enumerate(severities):
+                        xc = dc.corrupt_as_saved(x, c, s, seed=seed, table=table, index=idx, jpeg=jpeg)
+                        correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+                        bar.update(len(y))
+            for i, c in enumerate(corruptions if not generated else ()):
                 for j, s in enumerate(severities):
-                    xc = dc.corrupt(x, c, s, seed=seed, index=idx)
-                    correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
-                    bar.update(len(y))
-        for i, c in enumerate(corruptions if benchmark is not None else ()):
-            for j, s in enumerate(severities):
-                full = benchmark(c, s)
-                if (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.shape[0] < n
-                        or tuple(full.shape[1:]) != shape):
-                    raise ValueError(f"benchmark({c!r}, {s}) gave {getattr(full, 'dtype', type(full).__name__)} "
-                                     f"{tuple(getattr(full, 'shape', ()))}; allowed: uint8 (>= {n}, {', '.join(map(str, shape))})")
-                for st in range(0, n, batch_size):
-                    y = labels[st:st + batch_size].to(dev)
-                    xc = full[st:st + batch_size].to(dev)
-                    correct[i, j, st:st + len(y)] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
-                    bar.update(len(y))
-    bar.close()
+                    full = benchmark(c, s)
+                    if (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.ndim != 4
+                            or full.shape[0] < n or tuple(full.shape[1:]) != shape):
+                        raise ValueError(f"benchmark({c!r}, {s}) gave {getattr(full, 'dtype', type(full).__name__)} "
+                                         f"{tuple(getattr(full, 'shape', ()))}; allowed: uint8 (>= {n}, {', '.join(map(str, shape))})")
+                    for st in range(0, n, batch_size):
+                        y = labels[st:st + batch_size].to(dev)
+                        xc = full[st:st + len(y)].to(dev)
+                        correct[i, j, st:st + len(y)] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+                        bar.update(len(y))
+    finally:
+        bar.close()
+        net.train(was_training)
     coords = {"corruption": list(corruptions), "severity": list(severities), "image": np.arange(n)}
     out = xr.Dataset({"correct": (("corruption", "severity", "image"), correct),
                       "clean_correct": (("image",), clean), "label": (("image",), labels.numpy())},
@@ -206,21 +249,31 @@ def accuracy(model, dataset, *, n_test: int | None = None, classes: torch.Tensor
     from tqdm.auto import tqdm
 
     ds = _dataset(dataset)
-    net = model.model() if _is_run(model) else model
+    if not _is_run(model) and not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model is a {type(model).__name__}; allowed: an nn.Module or a dstlib.store.Run")
     n = len(ds) if n_test is None else n_test
-    if not isinstance(n, int) or not 1 <= n <= len(ds):
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(ds):
         raise ValueError(f"n_test={n_test!r} is invalid; allowed: None or an int in [1, {len(ds)}]")
-    dev = _device_of(net, device)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
     if classes is not None:
-        classes = torch.as_tensor(classes, dtype=torch.long, device=dev)
+        classes = torch.as_tensor(classes, dtype=torch.long)
         if classes.ndim != 1 or classes.numel() == 0:
             raise ValueError("classes is invalid; allowed: None or a non-empty 1-d list of class indices")
+    net = model.model() if _is_run(model) else model
+    dev = _device_of(net, device)
+    classes = classes.to(dev) if classes is not None else None
+    was_training = net.training
     net.eval()
     correct = np.zeros(n, dtype=bool)
-    with torch.no_grad():
-        for st in tqdm(range(0, n, batch_size), disable=not progress, desc="accuracy"):
-            x, y = _batch(ds, st, min(n, st + batch_size)), ds.labels[st:st + batch_size]
-            correct[st:st + len(y)] = (_predict(net, x.to(dev), ds.info, classes) == y.to(dev)).cpu().numpy()
+    try:
+        with torch.no_grad():
+            for st in tqdm(range(0, n, batch_size), disable=not progress, desc="accuracy"):
+                stop = min(n, st + batch_size)
+                x, y = _batch(ds, st, stop), ds.labels[st:stop]
+                correct[st:stop] = (_predict(net, x.to(dev), ds.info, classes) == y.to(dev)).cpu().numpy()
+    finally:
+        net.train(was_training)
     out = xr.Dataset({"correct": (("image",), correct)}, coords={"image": np.arange(n)},
                      attrs={"dataset": ds.info.name})
     out["accuracy"] = out["correct"].mean("image")

@@ -30,6 +30,14 @@ Two rules for training FLOPs, both stated so they can be told apart:
   fraction of training in dense phases, GraNet the mean density of its cubic
   schedule from the initial density to d over the first `prune_end` of
   training (this last rule is our reading; the paper does not state one).
+
+`from_run(run)` applies both rules to a stored run (anything with `.spec`
+and `.history`, and `.model()` unless `model=` is given). Samples per epoch:
+`spec.train_subset` if set, else the dataset's training-set size minus
+`spec.val_size`; batch size: `spec.batch_size`; input size and training-set
+size come from `INPUT_SIZES` and `TRAIN_IMAGES` (facts about the datasets,
+kept here because this module imports no data code; override with
+`input_size=` / `train_images=`).
 """
 from __future__ import annotations
 
@@ -193,3 +201,60 @@ def paper_training(method: str, inference_flops: float, samples_per_epoch: int, 
                    density: float, **options: float) -> float:
     """The paper's training FLOPs: 3 x `inference_flops` (dense, one image) x samples x epochs x factor."""
     return 3.0 * inference_flops * samples_per_epoch * epochs * paper_factor(method, density, **options)
+
+
+# One image (C, H, W) and the number of official training images of each dataset `dstlib.data` reads.
+INPUT_SIZES = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
+               "tiny_imagenet": (3, 64, 64), "imagenet": (3, 224, 224)}
+TRAIN_IMAGES = {"fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000,
+                "imagenet": 1_281_167}
+
+
+def samples_per_epoch(spec, train_images: int | None = None) -> int:
+    """`spec.train_subset`, else the training-set size (`train_images`, default `TRAIN_IMAGES`) minus `spec.val_size`."""
+    if spec.train_subset is not None:
+        return int(spec.train_subset)
+    total = TRAIN_IMAGES.get(spec.dataset) if train_images is None else train_images
+    if total is None:
+        raise ValueError(f"train_images=None is invalid for dataset {spec.dataset!r}; allowed: its number of "
+                         f"training images (known: {', '.join(TRAIN_IMAGES)})")
+    if isinstance(total, bool) or not isinstance(total, int) or total <= spec.val_size:
+        raise ValueError(f"train_images={total!r} is invalid; allowed: an int > val_size ({spec.val_size})")
+    return total - spec.val_size
+
+
+def from_run(run, *, model: nn.Module | None = None, input_size: tuple[int, ...] | None = None,
+             train_images: int | None = None) -> dict:
+    """Training FLOPs of a run by both rules (module docstring).
+
+    `run`: duck-typed, needs `.spec` (a RunSpec) and `.history`, and
+    `.model()` unless `model` is given (only its layer shapes matter).
+    Returns {"ours": our rule's total, "paper": the paper's rule, "dense":
+    3 x dense inference x samples x epochs, "per_epoch": ours per epoch,
+    "inference_flops": dense FLOPs of one image, "samples_per_epoch",
+    "batch_size", "epochs", "density": the target density (1 for dense)}.
+    Ours counts the logged epochs; the paper's rule `spec.epochs`.
+    """
+    spec, history = getattr(run, "spec", None), getattr(run, "history", None)
+    if spec is None or history is None:
+        raise ValueError(f"run is a {type(run).__name__}; allowed: an object with .spec and .history "
+                         "(a dstlib.store.Run)")
+    if model is None:
+        if not callable(getattr(run, "model", None)):
+            raise ValueError("model=None is invalid for a run without .model(); allowed: the run's nn.Module")
+        model = run.model()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model is a {type(model).__name__}; allowed: an nn.Module")
+    if input_size is None:
+        if spec.dataset not in INPUT_SIZES:
+            raise ValueError(f"input_size=None is invalid for dataset {spec.dataset!r}; allowed: a tuple (C, H, W)")
+        input_size = INPUT_SIZES[spec.dataset]
+    samples = samples_per_epoch(spec, train_images)
+    ours = training(model, input_size, history, samples_per_epoch=samples, batch_size=spec.batch_size)
+    inference = count(model, input_size)["dense_flops"]
+    density = 1.0 if spec.method == "dense" else 1.0 - spec.sparsity
+    options = {k: getattr(spec, k) for k in ("soft_bound", "initial_density", "prune_end", "warmup", "final")}
+    paper = paper_training(spec.method, inference, samples, spec.epochs, density, **options)
+    return {"ours": ours["flops"], "paper": paper, "dense": ours["dense_flops"], "per_epoch": ours["per_epoch"],
+            "inference_flops": inference, "samples_per_epoch": samples, "batch_size": spec.batch_size,
+            "epochs": spec.epochs, "density": density}

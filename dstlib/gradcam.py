@@ -62,19 +62,25 @@ def cams(model: nn.Module, images: torch.Tensor, info=None, *, targets: torch.Te
     if device is None:
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
+    was_training = model.training
     model.eval()
     gc = LayerGradCam(model, mods[layer])
     h, w = images.shape[-2:]
     out, preds = [], []
-    for s in range(0, images.shape[0], batch_size):
-        x = _normalize(images[s:s + batch_size].to(device), info)
-        with torch.no_grad():
-            pred = model(x).argmax(1)
-        t = pred if targets is None else targets[s:s + batch_size].to(device)
-        a = gc.attribute(x, target=t, relu_attributions=True)
-        a = LayerAttribution.interpolate(a, (h, w), "bilinear")
-        out.append(a[:, 0].detach().clamp_min(0).cpu())
-        preds.append(pred.cpu())
+    try:
+        for s in range(0, images.shape[0], batch_size):
+            x = _normalize(images[s:s + batch_size].to(device), info)
+            with torch.no_grad():
+                pred = model(x).argmax(1)
+            t = pred if targets is None else targets[s:s + batch_size].to(device)
+            a = gc.attribute(x, target=t, relu_attributions=True)
+            a = LayerAttribution.interpolate(a, (h, w), "bilinear")
+            out.append(a[:, 0].detach().clamp_min(0).cpu())
+            preds.append(pred.cpu())
+    finally:
+        model.train(was_training)
     maps = torch.cat(out).numpy()
     return xr.DataArray(maps, dims=("image", "y", "x"),
                         coords={"image": np.arange(maps.shape[0]), "prediction": ("image", torch.cat(preds).numpy())},

@@ -98,7 +98,7 @@ def _uniform_conv_masks(model, density, seed=0):
 
 
 def test_paper_models_dense_and_masked():
-    models = pytest.importorskip("dstlib.models")
+    from dstlib import models
     vgg = models.create("vgg16", "cifar10")
     c = flops.count(vgg, (3, 32, 32))
     assert c["params"] / 1e6 == pytest.approx(15.25, abs=0.005)
@@ -115,7 +115,7 @@ def test_paper_models_dense_and_masked():
 
 
 def test_timm_models():
-    timm = pytest.importorskip("timm")
+    import timm
     c = flops.count(timm.create_model("efficientnet_b0", num_classes=200), (3, 64, 64))
     assert c["params"] / 1e6 == pytest.approx(4.26, abs=0.005)
     c = flops.count(timm.create_model("resnet50"), (3, 224, 224))
@@ -124,7 +124,7 @@ def test_timm_models():
 
 
 def test_training_with_the_real_sparsifier_log():
-    sparsity = pytest.importorskip("dstlib.sparsity")
+    from dstlib import sparsity
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -141,3 +141,57 @@ def test_training_with_the_real_sparsifier_log():
     dense = flops.count(model, (1, 6, 6))["dense_flops"]
     sparse = flops.count(model, (1, 6, 6), sp.masks)["flops"]
     assert 3 * sparse * 20 * 2 < t["flops"] < t["dense_flops"] == 3 * dense * 40
+
+
+def test_from_run_on_real_tiny_stored_runs(tmp_path):
+    from dstlib.config import RunSpec
+    from dstlib.store import Store
+
+    store = Store(tmp_path)
+    dense_spec = RunSpec(model="mlp", widths=(32,), epochs=2, batch_size=64, train_subset=512, lr=0.05)
+    dense = store.run(dense_spec, progress=False)
+    sparse = store.run(dense_spec.replace(method="set", sparsity=0.5), progress=False)
+    # the MLP 784-32-10: the hidden layer is sparse, the classifier dense
+    hidden, classifier = 784 * 32, 32 * 10
+    assert set(sparse.masks) == {"features.1.weight"}
+    active = int(sparse.masks["features.1.weight"].sum())
+    assert active == hidden // 2
+    d = flops.from_run(dense)
+    assert d["samples_per_epoch"] == 512 and d["batch_size"] == 64 and d["epochs"] == 2 and d["density"] == 1.0
+    assert d["inference_flops"] == 2 * (hidden + classifier)
+    assert d["ours"] == pytest.approx(3 * 2 * (hidden + classifier) * 512 * 2) == d["paper"] == d["dense"]
+    s = flops.from_run(sparse)
+    # ours: at the logged layer densities (the classifier stays dense); SET uses no dense gradients
+    assert s["ours"] == pytest.approx(3 * 2 * (active + classifier) * 512 * 2)
+    # the paper's: the dense count scaled by the target density, classifier included
+    assert s["paper"] == pytest.approx(3 * 2 * (hidden + classifier) * 512 * 2 * 0.5)
+    assert s["paper"] < s["ours"] < s["dense"] == d["dense"]
+    # a Run-like object without .model() needs model=
+    from types import SimpleNamespace
+    bare = SimpleNamespace(spec=sparse.spec, history=sparse.history)
+    with pytest.raises(ValueError, match="model=None"):
+        flops.from_run(bare)
+    assert flops.from_run(bare, model=sparse.model()) == s
+
+
+def test_samples_per_epoch_rule_and_dataset_facts():
+    from types import SimpleNamespace
+    from dstlib import data
+    from dstlib.config import RunSpec
+
+    assert flops.samples_per_epoch(RunSpec(dataset="fashion_mnist")) == 60_000
+    assert flops.samples_per_epoch(RunSpec(dataset="cifar10", val_size=5000)) == 45_000
+    assert flops.samples_per_epoch(RunSpec(dataset="cifar10", val_size=5000, train_subset=100)) == 100
+    assert flops.samples_per_epoch(RunSpec(dataset="cifar10"), train_images=1000) == 1000
+    with pytest.raises(ValueError, match="train_images"):
+        flops.samples_per_epoch(SimpleNamespace(dataset="ucf101", train_subset=None, val_size=0))
+    with pytest.raises(ValueError, match="train_images"):
+        flops.samples_per_epoch(RunSpec(dataset="cifar10", val_size=5000), train_images=5000)
+    # the facts agree with dstlib.data (the dataset on this machine and the metadata)
+    assert len(data.load("fashion_mnist", "train")) == flops.TRAIN_IMAGES["fashion_mnist"]
+    for name, size in flops.INPUT_SIZES.items():
+        info = data.INFO[name]
+        assert size == (info.channels, info.image_size, info.image_size)
+    assert set(flops.TRAIN_IMAGES) == set(flops.INPUT_SIZES) == set(data.DATASETS)
+    with pytest.raises(ValueError, match="run is a"):
+        flops.from_run(object())

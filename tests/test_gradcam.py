@@ -67,3 +67,23 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="threshold"):
         import xarray as xr
         gradcam.attention_area(xr.DataArray(torch.ones(1, 2, 2).numpy(), dims=("image", "y", "x")), 0)
+
+
+def test_targets_are_used():
+    # for class 0 the answer falls as the region brightens: negative weights, all-zero map after the ReLU
+    images = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    images[:, 0, 2:5, 2:5] = 255
+    maps = gradcam.cams(_TopLeft(), images, targets=torch.tensor([0, 1]))
+    assert float(maps[0].max()) == 0.0 and float(maps[1].max()) > 0
+    area = gradcam.attention_area(maps)
+    assert bool(area[0].isnull()) and float(area[1]) == pytest.approx(9 / 64)
+    with pytest.raises(ValueError, match="targets"):
+        gradcam.cams(_TopLeft(), images, targets=torch.tensor([0]))
+
+
+def test_mode_is_restored():
+    model = _TopLeft().train()
+    gradcam.cams(model, torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+    assert model.training
+    with pytest.raises(ValueError, match="batch_size"):
+        gradcam.cams(model, torch.zeros(1, 1, 8, 8, dtype=torch.uint8), batch_size=0)

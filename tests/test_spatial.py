@@ -65,3 +65,14 @@ def test_bad_inputs():
         spatial.kernels(model, "0", mask=torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="model_or_layer"):
         spatial.kernels(nn.Linear(2, 2).weight)
+
+
+def test_summary_applies_masks_by_parameter_name():
+    model = nn.Sequential(_layer(), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    mask = torch.ones(4, 3, 3, 3, dtype=torch.bool)
+    mask[3] = False  # a second output channel emptied
+    s = spatial.summary(model, layers=["0"], masks={"0.weight": mask})
+    assert list(s["layer"].values) == ["0"] and float(s["empty_out"].sel(layer="0")) == pytest.approx(2 / 4)
+    assert float(s["empty_fraction"].sel(layer="0")) == pytest.approx(8 / 12)
+    with pytest.raises(ValueError, match="layer='1'"):
+        spatial.summary(model, layers=["1"])

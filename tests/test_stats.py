@@ -73,3 +73,18 @@ def test_bad_inputs():
         stats.seeds_needed(0.0, 1.0)
     with pytest.raises(ValueError, match="seed"):
         stats.compare(np.array([1, 2]), _seeds([0.7, 0.8]))
+
+
+def test_bootstrap_calls_a_clear_paired_difference():
+    # 4 seeds x 400 images; b is a wrongly answered on 40 fixed images of every seed
+    rng = np.random.default_rng(1)
+    a = xr.DataArray(rng.random((4, 400)) < 0.9, dims=("seed", "image"), coords={"seed": [0, 1, 2, 3]})
+    b = a.copy(data=a.values.copy())
+    b[:, :40] = False
+    for method in ("t", "bootstrap"):
+        r = stats.compare(a, b, method=method, n_boot=300)
+        assert str(r["verdict"].values) == "better" and r.attrs["paired"] == 1
+        assert float(r["diff"]) == pytest.approx(float(a.mean() - b.mean()))
+        assert float(r["lower"]) <= float(r["diff"]) <= float(r["upper"])
+    with pytest.raises(ValueError, match="image"):
+        stats.compare(a.mean("image"), b.mean("image"), method="bootstrap")
