@@ -264,6 +264,20 @@ _CHECKS: list[tuple[str, Any, str]] = [
 ]
 
 
+def derive_seed(seed: int, purpose: str) -> int:
+    """A 63-bit seed for one purpose, from a user's seed.
+
+    Random streams seeded with the same integer are identical: a mask drawn
+    with `torch.Generator().manual_seed(0)` after a model was initialised
+    under `torch.manual_seed(0)` reuses the very uniforms of the weight
+    init (keeping, for example, only the negative weights of a
+    kaiming-uniform layer). Every consumer therefore seeds its generator
+    with `derive_seed(seed, "<purpose>")`.
+    """
+    digest = hashlib.sha256(f"dstlib|{purpose}|{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
     """Raise the standard one-line error unless `value` is one of `choices`."""
     if value not in choices:
@@ -315,3 +329,4 @@ HELP: dict[str, str] = {
     "snapshots": "epochs after which weights and masks are kept (not part of the run's identity)",
 }
 assert set(HELP) == set(FIELD_NAMES), set(FIELD_NAMES) ^ set(HELP)
+

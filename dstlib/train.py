@@ -8,8 +8,9 @@ taken. The learning rate is a pure function of the step (linear warm-up, then
 cosine to 0, step decay or constant), so no scheduler state can drift.
 
 Determinism: the model is initialised under `torch.manual_seed(spec.seed)`;
-shuffling, augmentation and mixup draw from generators seeded with the spec's
-seed, and their states (and the global RNG states) are part of `state_dict()`.
+shuffling, augmentation, mixup and the sparsifier draw from their own
+generators, seeded from the spec's seed through `config.derive_seed` (never
+the init's own stream), and their states (and the global RNG states) are part of `state_dict()`.
 The same spec gives bitwise-identical weights on the CPU, and a run resumed
 from any epoch's checkpoint ends exactly where an uninterrupted one does.
 
@@ -30,7 +31,7 @@ from torch import nn
 
 from dstlib import data as datasets
 from dstlib import models, sparsity
-from dstlib.config import RunSpec
+from dstlib.config import RunSpec, derive_seed
 
 
 def learning_rate(spec: RunSpec, step: int, steps_per_epoch: int) -> float:
@@ -142,8 +143,8 @@ class Trainer:
                                           **spec.sparsity_options())
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.gen = torch.Generator().manual_seed(spec.seed)
-        self.np_gen = np.random.default_rng(spec.seed)
+        self.gen = torch.Generator().manual_seed(derive_seed(spec.seed, "train.data"))
+        self.np_gen = np.random.default_rng(derive_seed(spec.seed, "train.mixup"))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
         self.images = self.train_set.images.to(self.device)
         self.labels = self.train_set.labels.to(self.device)

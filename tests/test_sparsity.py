@@ -399,3 +399,15 @@ def test_magnitude_gradient_drop_criterion():
     assert set(act) - dropped <= survivors
     assert int(new.sum()) == 50
     assert sp.log()["dense_grad_steps"] == 1
+
+
+def test_masks_are_independent_of_a_weight_init_with_the_same_seed():
+    """Regression: a generator seeded like the init's torch.manual_seed reuses its uniforms, and a
+    static mask then kept exactly the negative weights of kaiming-uniform layers (dead ReLUs)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4))
+    sp = S.create("static", model, total_steps=10, sparsity=0.5, seed=0)
+    for name, p in model.named_parameters():
+        if name in sp.masks:
+            kept = p[sp.masks[name]]
+            assert 0.45 < float((kept < 0).float().mean()) < 0.55, name

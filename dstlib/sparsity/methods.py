@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dstlib.config import derive_seed
 from dstlib.sparsity import distributions, masks as masklib, schedules
 
 
@@ -110,7 +111,9 @@ class Sparsifier:
         self.update_end = self.default_update_end if update_end is None else float(update_end)
         self.drop_criterion = drop_criterion
         self.drop_lambda = float(drop_lambda)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        # not manual_seed(seed): that stream is the one a model initialised under
+        # torch.manual_seed(seed) drew its weights from (see config.derive_seed)
+        self.generator = torch.Generator().manual_seed(derive_seed(int(seed), "sparsity"))
         self.configure(**method_options)
         self.last_update = schedules.last_update_step(self.total_steps, self.update_interval, self.update_end)
 
