@@ -2,6 +2,7 @@
 per-image determinism, tables, grayscale behaviour and input validation."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +109,93 @@ def test_clear_errors(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         C.corrupt(args.pop("x"), args.pop("name"), args.pop("severity"), **args)
+
+
+# ------------------------------------------------------------------ the counter-based draws
+def test_draw_bits_equal_the_python_int_hash():
+    """The int32 tensor hash (wrapping multiplies) is the exact 32-bit lowbias32 of
+    a + j * b: the same integers on any device."""
+    from dstlib.corruptions import _rng
+
+    seeds = C.image_seeds(3, "fog", 2, [0, 7, 123456])
+    got = _rng.bits(seeds, 2, (5, 7)).reshape(3, -1).tolist()
+    a, b = _rng.keys(seeds, 2)
+    for i in range(3):
+        want = [_rng.lowbias32_int(int(a[i]) + j * int(b[i])) for j in range(35)]
+        assert [v & 0xFFFFFFFF for v in got[i]] == want
+
+    def lowbias32(v):  # C. Wellons' published constants, written out independently
+        v ^= v >> 16
+        v = (v * 0x7FEB352D) % 2 ** 32
+        v ^= v >> 15
+        v = (v * 0x846CA68B) % 2 ** 32
+        return v ^ (v >> 16)
+
+    vals = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1] + np.random.default_rng(0).integers(0, 2 ** 32, 200).tolist()
+    t = torch.tensor([v - 2 ** 32 if v >= 2 ** 31 else v for v in vals], dtype=torch.int32)
+    assert [v & 0xFFFFFFFF for v in _rng.lowbias32_(t.clone()).tolist()] == [lowbias32(v) for v in vals]
+
+
+def test_uniforms_and_normals_are_well_distributed_and_independent():
+    from dstlib.corruptions import _rng
+
+    seeds = C.image_seeds(0, "x", 1, range(4))
+    u = _rng.uniform(seeds, 0, (100_000,), dtype=torch.float64)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    c = lambda p, q: torch.corrcoef(torch.stack([p, q]))[0, 1].abs().item()  # noqa: E731
+    assert c(u[0, :-1], u[0, 1:]) < 0.02 and c(u[0], u[1]) < 0.02  # lag 1, neighbouring images
+    assert c(u[0], _rng.uniform(seeds, 1, (100_000,), dtype=torch.float64)[0]) < 0.02  # another stream
+    z = _rng.normal(seeds, 0, (3, 100, 100)).reshape(-1).double()
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert abs(((z - z.mean()) ** 4).mean() / z.var() ** 2 - 3) < 0.1  # Gaussian kurtosis
+    assert 0.31 < (z.abs() > 1).double().mean() < 0.325  # P(|z| > 1) = 0.3173
+    k = _rng.integers(seeds, 0, (60_000,), 6).long()
+    assert torch.equal(torch.unique(k), torch.arange(6))
+    assert (torch.bincount(k.reshape(-1), minlength=6).double() / k.numel() - 1 / 6).abs().max() < 0.005
+
+
+@pytest.mark.parametrize("rate", [12 / 255, 500 / 255])
+def test_poisson_inversion_matches_the_exact_distribution(rate):
+    from scipy.stats import poisson
+
+    from dstlib.corruptions import _rng
+
+    for v in (0, 1, 37, 255):
+        lam = v * rate
+        k = _rng.poisson(torch.full((2, 1, 200, 200), v, dtype=torch.uint8), rate, [11, 12], 0).reshape(-1)
+        assert torch.equal(k, k.round()) and k.min() >= 0
+        if lam == 0:
+            assert k.max() == 0
+            continue
+        m = k.numel()
+        assert abs(k.double().mean().item() - lam) < 5 * (lam / m) ** 0.5
+        assert abs(k.double().var().item() / lam - 1) < 0.03
+        # chi-square over the bins with an expected count >= 20
+        counts = torch.bincount(k.long()).double().numpy()
+        ks = np.arange(len(counts))
+        exp = poisson.pmf(ks, lam) * m
+        keep = exp >= 20
+        chi2 = (((counts[keep] - exp[keep]) ** 2) / exp[keep]).sum()
+        assert chi2 < keep.sum() + 6 * (2 * keep.sum()) ** 0.5, (v, chi2, keep.sum())
+
+
+def test_jpeg_roundtrip_is_bit_identical_to_pil():
+    from dstlib.corruptions.digital import _pil_jpeg_roundtrip
+
+    for x in (RGB32, GRAY28, natural_images(2, 64, seed=9), natural_images(2, 37, seed=9)):
+        for q in (7, 58, 85):
+            assert torch.equal(C.jpeg_roundtrip(x, q), _pil_jpeg_roundtrip(x, q)), (x.shape, q)
+
+
+def test_pixelate_batched_port_equals_pillow():
+    """The batched box-filter port (GPU path) and the CPU path (Pillow) give the same pixels."""
+    from dstlib.corruptions.digital import _pil_pixelate, pil_box_resize, pil_nearest_index
+
+    for x in (RGB32, GRAY28, natural_images(2, 224, seed=5)):
+        h, w = x.shape[-2:]
+        for c in (0.95, 0.6, 0.25):
+            oh, ow = int(h * c), int(w * c)
+            y = pil_box_resize(x, oh, ow).to(torch.uint8)
+            y = y.index_select(-1, pil_nearest_index(ow, w)).index_select(-2, pil_nearest_index(oh, h))
+            assert torch.equal(y, _pil_pixelate(x, oh, ow)), (x.shape, c)

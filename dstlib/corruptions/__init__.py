@@ -9,11 +9,26 @@ uint8, same shape and device. Conventions:
   `imagecorruptions` package's constants). None picks by image size
   (`tables.default_table`: 28-px Fashion-MNIST uses "cifar").
 - Randomness: image i's random fields (noise maps, angles, crops, plasma
-  maps, ...) are drawn on the CPU from its own torch.Generator seeded with
-  a hash of (seed, name, severity, index[i]); an image therefore gets the same
-  corruption in any batch and on any device (results are bit-identical on one
+  maps, ...) come from a counter-based generator (`_rng`): element j of field
+  stream t is a 32-bit hash (lowbias32) of the image's keys, themselves the
+  63-bit BLAKE2b seed of (seed, name, severity, index[i]) (`image_seeds`), and
+  of j. The draws of a whole batch are computed at once in int32 torch ops on
+  the batch's device, and are the same integers on every device and in every
+  batch: an image gets the same corruption in any batch (bit-identical on one
   device type; CPU and CUDA can differ by floating point, <= 1 level).
+  Uniforms take 24 (float32) or 32 (float64) bits, normals are Box-Muller,
+  bounded integers multiply-shift, Poisson counts (shot_noise) an exact
+  inversion of the Poisson CDF (one table per rate). The reference draws the
+  same distributions from numpy's generator, so single draws differ.
   `fields` (see `random_fields`) overrides the draws, e.g. with a reference's.
+- Speed (benchmarks/bench_corruptions.py): everything is batched. Big 2-D
+  kernels (defocus, long Gaussians) go through real FFTs, sparse ones through
+  sums of shifted views; motion blur gathers per tap (small images) or adds
+  shifted views per image; brightness and saturate use the closed form of the
+  HSV round trip (channels scale with v, move affinely with s); pixelate runs
+  Pillow on big CPU images and an exact int32 port of its box filter else;
+  jpeg_compression runs libjpeg-turbo through torchvision, bit-identical to
+  PIL (both tested).
 - Output is the reference's `np.uint8(np.clip(y, 0, 1) * 255)`: a truncation.
   The saved Tiny-ImageNet-C / ImageNet-C images additionally went through a
   JPEG at quality 85: `corrupt_as_saved` adds that step (default for the
@@ -46,6 +61,7 @@ assert set(_REGISTRY) == set(NAMES)
 STOCHASTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is not None)
 DETERMINISTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is None)
 GRAY_NAMES = tuple(n for n in NAMES if n != "saturate")
+_UINT8_ONLY = ("impulse_noise", "pixelate", "jpeg_compression")  # computed from the uint8 batch alone
 jpeg_roundtrip = digital.jpeg_roundtrip
 
 
@@ -54,7 +70,7 @@ class _Ctx:
     table: str
     style: dict
     shape: tuple  # one image: (C, H, W)
-    image: torch.Tensor | None = None  # one image, uint8 on the CPU (draws that depend on it)
+    device: torch.device | str = "cpu"  # where the draws are computed
     uint8: torch.Tensor | None = field(default=None, repr=False)  # the batch, uint8
 
 
@@ -107,7 +123,7 @@ def random_fields(x: torch.Tensor, name: str, severity: int, seed: int = 0, tabl
     `affine`, `displacement`."""
     _check(x, name, severity, table)
     table = table or default_table(x.shape[2], x.shape[3])
-    return _draw(x, name, severity, seed, table, _index(index, x.shape[0]))
+    return {k: v.cpu() for k, v in _draw(x, name, severity, seed, table, _index(index, x.shape[0])).items()}
 
 
 def _draw(x, name, severity, seed, table, index):
@@ -115,14 +131,8 @@ def _draw(x, name, severity, seed, table, index):
     if drawer is None:
         return {}
     p = params(table, name, severity)
-    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]))
-    xc = x.cpu() if name == "shot_noise" else None
-    per = []
-    for i, s in enumerate(image_seeds(seed, name, severity, index)):
-        if xc is not None:
-            ctx.image = xc[i]
-        per.append(drawer(torch.Generator().manual_seed(s), p, ctx))
-    return {k: torch.stack([d[k] for d in per]) for k in per[0]} if per else {}
+    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]), device=x.device, uint8=x)
+    return drawer(image_seeds(seed, name, severity, index), p, ctx)
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
@@ -138,11 +148,14 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
     if x.shape[0] == 0:
         return x.clone()
     apply = _REGISTRY[name][0]
-    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]), uint8=x)
-    fdev = {k: (v.to(x.device) if k not in ("angle", "affine", "frost_index", "crop") else v)
+    ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]), device=x.device, uint8=x)
+    fdev = {k: (v.to(x.device) if k not in ("angle", "affine", "frost_index", "crop") else v.cpu())
             for k, v in fields.items()}
-    y = apply(x.float() / 255.0, params(table, name, severity), ctx, fdev)
-    return torch.floor(y.clamp(0, 255)).to(torch.uint8)
+    xf = None if name in _UINT8_ONLY else x.float() / 255.0
+    y = apply(xf, params(table, name, severity), ctx, fdev)
+    if y.dtype == torch.uint8:  # the corruption computed the truncated uint8 result itself
+        return y
+    return y.clamp_(0, 255).to(torch.uint8)  # values >= 0: the cast truncates, as np.uint8
 
 
 def corrupt_as_saved(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,

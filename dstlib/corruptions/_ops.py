@@ -66,8 +66,8 @@ def _shifted_sum(y: torch.Tensor, k: np.ndarray, axis: int) -> torch.Tensor:
     n = y.shape[axis] - len(k) + 1
     out = None
     for i, w in enumerate(k.tolist()):
-        v = y.narrow(axis, i, n) * w
-        out = v if out is None else out + v
+        v = y.narrow(axis, i, n)
+        out = v * w if out is None else out.add_(v, alpha=w)
     return out
 
 
@@ -75,12 +75,30 @@ def _fft_correlate(y: torch.Tensor, k: np.ndarray) -> torch.Tensor:
     """'valid' 2-D correlation of a padded (.., Hp, Wp) tensor with k via real FFTs."""
     hp, wp = y.shape[-2:]
     kh, kw = k.shape
+    fh, fw = fft_size(hp), fft_size(wp)  # zero padding beyond hp, wp leaves the valid part alone
     kt = torch.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=y.dtype, device=y.device)
-    spec = torch.fft.rfft2(y) * torch.fft.rfft2(kt, s=(hp, wp))
-    return torch.fft.irfft2(spec, s=(hp, wp))[..., kh - 1:, kw - 1:]
+    spec = torch.fft.rfft2(y, s=(fh, fw)) * torch.fft.rfft2(kt, s=(fh, fw))
+    return torch.fft.irfft2(spec, s=(fh, fw))[..., kh - 1:hp, kw - 1:wp]
 
 
-FFT_MIN_TAPS = 16  # 1-D kernels longer than this (2-D: more taps than this squared) go through the FFT
+MOTION_GATHER_MAX_PIXELS = 48 * 48  # motion blur: batched gathers up to this size, shifted views above
+
+
+@lru_cache(maxsize=None)
+def fft_size(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (sizes the FFT handles fastest)."""
+    m = n
+    while True:
+        r = m
+        for f in (2, 3, 5):
+            while r % f == 0:
+                r //= f
+        if r == 1:
+            return m
+        m += 1
+
+
+FFT_MIN_TAPS = 48  # separable kernels longer than this go through the FFT (measured: shifted views win below)
 
 
 def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
@@ -98,14 +116,38 @@ def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -
     return y
 
 
+def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
+    """conv_separable always as sums of shifted views (no FFT), any kernel length."""
+    y = _shifted_sum(pad2d(x, len(kh) // 2, 0, mode), kh, -2) if len(kh) > 1 else x
+    return _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1) if len(kw) > 1 else y
+
+
+SHIFTED_MAX_TAPS = 49  # 2-D kernels with at most this many nonzero taps: shifted views
+
+
+def _trim(k: np.ndarray) -> np.ndarray:
+    """Drop zero border rows and columns symmetrically (the kernel stays centred)."""
+    nz = np.nonzero(k)
+    if not len(nz[0]):
+        return k[:1, :1] * 0
+    th = min(nz[0].min(), k.shape[0] - 1 - nz[0].max())
+    tw = min(nz[1].min(), k.shape[1] - 1 - nz[1].max())
+    return k[th:k.shape[0] - th, tw:k.shape[1] - tw]
+
+
 def conv2d_same(x: torch.Tensor, k: np.ndarray, mode: str) -> torch.Tensor:
-    """Correlate every channel with a centred 2-D kernel (odd sizes), `mode` borders."""
+    """Correlate every channel with a centred 2-D kernel (odd sizes), `mode` borders:
+    zero borders trimmed, then shifted views (<= SHIFTED_MAX_TAPS nonzero taps) or an FFT."""
     n, c, h, w = x.shape
+    k = _trim(k)
     y = pad2d(x, k.shape[0] // 2, k.shape[1] // 2, mode)
-    if k.size > FFT_MIN_TAPS ** 2:
-        return _fft_correlate(y, k)
-    kt = torch.as_tensor(np.ascontiguousarray(k), dtype=x.dtype, device=x.device)[None, None]
-    return F.conv2d(y.reshape(n * c, 1, *y.shape[-2:]), kt).reshape(n, c, h, w)
+    if np.count_nonzero(k) <= SHIFTED_MAX_TAPS:  # few taps: a sum of shifted views
+        out = None
+        for i, j in zip(*np.nonzero(k)):
+            v = y[..., i:i + h, j:j + w]
+            out = v * float(k[i, j]) if out is None else out.add_(v, alpha=float(k[i, j]))
+        return out
+    return _fft_correlate(y, k)  # many taps: one FFT correlation
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
@@ -198,6 +240,11 @@ def bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: s
     def fold(i, size):
         if mode == "nearest":
             return i.clamp(0, size - 1)
+        if int(i.min()) >= -size + (mode == "mirror") and int(i.max()) < 2 * size - (mode == "mirror"):
+            # one reflection is enough (the usual case: small displacements)
+            first = -1 if mode == "reflect" else 0
+            i = torch.where(i < 0, first - i, i)
+            return torch.where(i >= size, 2 * size - 2 - first - i, i)
         if mode == "reflect":
             p = 2 * size
             i = torch.remainder(i, p)
@@ -255,18 +302,33 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Ten
     dx = np.ceil(i[None] * px[:, None] / hyp[:, None] - 0.5)
     bad = (np.abs(dy) >= h) | (np.abs(dx) >= w)
     live = np.cumsum(bad, axis=1) == 0
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
-    flat = x.reshape(n, c, h * w)
-    dyt = torch.from_numpy(dy).long().to(x.device)
-    dxt = torch.from_numpy(dx).long().to(x.device)
-    wk = torch.from_numpy(k[None] * live).to(x.device, x.dtype)
-    out = torch.zeros_like(x)
-    for t in range(width):
-        if not live[:, t].any():
-            break
-        yy = (ys + dyt[:, t].view(n, 1, 1)).clamp(0, h - 1)
-        xx = (xs + dxt[:, t].view(n, 1, 1)).clamp(0, w - 1)
-        idx = (yy * w + xx).reshape(n, 1, h * w).expand(n, c, h * w)
-        out = out + wk[:, t].view(n, 1, 1, 1) * torch.gather(flat, 2, idx).view(n, c, h, w)
+    pad = int(max(np.abs(dy[live]).max(initial=0), np.abs(dx[live]).max(initial=0)))
+    xp = pad2d(x, pad, pad, "nearest")  # edges repeated, as the clamped reads
+    if h * w <= MOTION_GATHER_MAX_PIXELS:
+        # small images: one batched gather per tap (per-image offsets into the padded image)
+        hp, wp = xp.shape[-2:]
+        flat = xp.reshape(n, c, hp * wp)
+        base = ((torch.arange(h, device=x.device).view(h, 1) + pad) * wp
+                + torch.arange(w, device=x.device).view(1, w) + pad).view(1, 1, h * w)
+        off = torch.from_numpy(np.where(live, dy * wp + dx, 0).astype(np.int64)).to(x.device)  # dead taps: weight 0
+        wk = torch.from_numpy(np.where(live, k[None], 0.0)).to(x.device, x.dtype)
+        out = None
+        for t in range(width):
+            if not live[:, t].any():
+                break
+            g = torch.gather(flat, 2, (base + off[:, t].view(n, 1, 1)).expand(n, c, h * w))
+            g.mul_(wk[:, t].view(n, 1, 1))
+            out = g if out is None else out.add_(g)
+        return out.view(n, c, h, w) if out is not None else torch.zeros_like(x)
+    out = torch.empty_like(x)
+    kl = k.tolist()
+    for b in range(n):  # one image at a time: every tap is a plain shifted view
+        acc = None
+        for t in range(width):
+            if not live[b, t]:
+                break
+            y0, x0 = pad + int(dy[b, t]), pad + int(dx[b, t])
+            v = xp[b, :, y0:y0 + h, x0:x0 + w]
+            acc = torch.mul(v, kl[t]) if acc is None else acc.add_(v, alpha=kl[t])
+        out[b] = acc if acc is not None else 0
     return out

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from dstlib.corruptions import _ops
+from dstlib.corruptions import _ops, _rng
 
 
 def apply_gaussian_blur(x, p, ctx, f):
@@ -16,12 +16,17 @@ def apply_gaussian_blur(x, p, ctx, f):
 
 def apply_defocus_blur(x, p, ctx, f):
     """Correlate each channel with the anti-aliased disk (OpenCV filter2D, BORDER_REFLECT_101)."""
-    return _ops.conv2d_same(x, _ops.disk_kernel(float(p[0]), float(p[1])), "mirror").clamp(0, 1) * 255
+    return _ops.conv2d_same(x, _ops.disk_kernel(float(p[0]), float(p[1])), "mirror").clamp_(0, 1).mul_(255)
 
 
-def draw_glass_blur(gen, p, ctx):
+def draw_glass_blur(seeds, p, ctx):
+    """Offsets (dy, dx) uniform in [-d, d): one 32-bit draw per pixel and pass when 2d is a
+    power of two (its two halves), else one draw per offset."""
     d, iters = int(p[1]), int(p[2])
-    return {"offsets": torch.randint(-d, d, (iters, ctx.shape[1], ctx.shape[2], 2), generator=gen)}
+    shape = (iters, ctx.shape[1], ctx.shape[2])
+    if d & (d - 1) == 0:
+        return {"offsets": _rng.pairs_pow2(seeds, 0, shape, (2 * d).bit_length() - 1, ctx.device) - d}
+    return {"offsets": _rng.integers(seeds, 0, shape + (2,), 2 * d, ctx.device) - d}
 
 
 def _shuffle(y: torch.Tensor, off: torch.Tensor, d: int) -> torch.Tensor:
@@ -48,7 +53,10 @@ def _shuffle(y: torch.Tensor, off: torch.Tensor, d: int) -> torch.Tensor:
         later = domf & torch.gather(domf, 1, q) & (q > p)
         parent = torch.where(later, q, p)
         for _ in range(max(1, math.ceil(math.log2(h * w))) + 1):
-            parent = torch.gather(parent, 1, parent)
+            nxt = torch.gather(parent, 1, parent)
+            if torch.equal(nxt, parent):  # every chain has reached its root
+                break
+            parent = nxt
         q = torch.gather(q, 1, parent)  # the root's source (a root that is not in the domain keeps itself)
     return torch.gather(y.reshape(n, c, h * w), 2, q.unsqueeze(1).expand(n, c, h * w)).view(n, c, h, w)
 
@@ -63,8 +71,8 @@ def apply_glass_blur(x, p, ctx, f):
     return _ops.gaussian_blur(y / 255.0, sigma).clamp(0, 1) * 255
 
 
-def draw_motion_blur(gen, p, ctx):
-    return {"angle": torch.rand((), generator=gen, dtype=torch.float64) * 90 - 45}
+def draw_motion_blur(seeds, p, ctx):
+    return {"angle": _rng.uniform(seeds, 0, (), "cpu", torch.float64) * 90 - 45}
 
 
 def apply_motion_blur(x, p, ctx, f):

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import io
+import warnings
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from dstlib.corruptions import _ops
+from dstlib.corruptions import _ops, _rng
 
 
 def apply_contrast(x, p, ctx, f):
@@ -19,10 +20,13 @@ def apply_contrast(x, p, ctx, f):
 def apply_brightness(x, p, ctx, f):
     """HSV value + c (skimage rgb2hsv / hsv2rgb); on gray images x + c, as the package."""
     if x.shape[1] == 1:
-        return (x + p).clamp(0, 1) * 255
-    hsv = _ops.rgb_to_hsv(x)
-    hsv = torch.cat([hsv[:, :2], (hsv[:, 2:] + p).clamp(0, 1)], dim=1)
-    return _ops.hsv_to_rgb(hsv).clamp(0, 1) * 255
+        return (x + p).clamp_(0, 1).mul_(255)
+    # hsv2rgb is linear in v at fixed (h, s): every channel scales by v' / v; the
+    # largest channel (and every channel of a gray or black pixel) is v' exactly
+    v = x.amax(dim=1, keepdim=True)
+    v2 = (v + p).clamp_(0, 1)
+    y = torch.where(x == v, v2, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))))
+    return y.clamp_(0, 1).mul_(255)
 
 
 def apply_saturate(x, p, ctx, f):
@@ -35,15 +39,60 @@ def apply_saturate(x, p, ctx, f):
     if x.shape[1] == 1:
         # gray pixel: h = 0, s = 0 -> s' = b -> RGB (v, v(1-b), v(1-b)) -> luma v (1 - 0.701 b)
         return (ctx.uint8.to(x.dtype) * (1 - (1 - _ops.LUMA[0]) * min(max(b, 0.0), 1.0))).clamp(0, 255)
-    hsv = _ops.rgb_to_hsv(x)
-    hsv = torch.cat([hsv[:, :1], (hsv[:, 1:2] * a + b).clamp(0, 1), hsv[:, 2:]], dim=1)
-    return _ops.hsv_to_rgb(hsv).clamp(0, 1) * 255
+    # hsv2rgb is affine in s at fixed (h, v): channel = v - s * (v - channel) / s_old;
+    # a gray pixel (s = 0, hue 0) becomes (v, v (1 - s'), v (1 - s'))
+    v = x.amax(dim=1, keepdim=True)
+    delta = v - x.amin(dim=1, keepdim=True)
+    s_old = delta / torch.where(v > 0, v, torch.ones_like(v))
+    s_new = (s_old * a + b).clamp_(0, 1)
+    ratio = s_new / torch.where(delta > 0, s_old, torch.ones_like(s_old))
+    y = v - (v - x) * ratio
+    if b > 0:
+        red = torch.cat([v, v * (1 - s_new), v * (1 - s_new)], dim=1)
+        y = torch.where(delta > 0, y, red)
+    return y.clamp_(0, 1).mul_(255)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """PIL JPEG encode/decode of each uint8 image (N, C, H, W) at `quality` (PIL's
-    defaults: 4:2:0 chroma subsampling). Gray images go through RGB and back to L,
-    as the package does."""
+    """JPEG encode/decode of each uint8 image (N, C, H, W) at `quality`, bit-identical to
+    PIL's `save(..., "JPEG", quality=q)` and decode (libjpeg-turbo defaults: 4:2:0 chroma
+    subsampling, integer DCT, fancy upsampling). Runs torchvision's libjpeg-turbo
+    bindings on the CPU (tests/test_corruptions.py checks the identity with PIL);
+    PIL where torchvision is missing. Gray images go through RGB and back to L with
+    PIL's luma ((19595 R + 38470 G + 7471 B + 2^15) >> 16), as the package does.
+    RGB results are NCHW views of channels-last memory (the codec's layout)."""
+    dev, c = x.device, x.shape[1]
+    xc = x.cpu()
+    if c == 1:
+        xc = xc.expand(-1, 3, -1, -1)
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        return _pil_jpeg_roundtrip(x, quality)
+    if xc.shape[0] == 0:
+        return x.clone()
+    # the codec reads and writes interleaved RGB: hand it channels-last memory
+    # (per-channel copies are much faster than a strided permute of uint8)
+    hwc = xc.permute(0, 2, 3, 1)
+    if not hwc.is_contiguous():
+        hwc = torch.empty((xc.shape[0], xc.shape[2], xc.shape[3], 3), dtype=torch.uint8)
+        for ch in range(3):
+            hwc[..., ch] = xc[:, ch]
+    with warnings.catch_warnings():  # torchvision 0.29 flags its image I/O as deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enc = encode_jpeg(list(hwc.permute(0, 3, 1, 2)), quality=int(quality))
+        dec = decode_jpeg(enc, mode=ImageReadMode.RGB)
+    yh = torch.stack([d.permute(1, 2, 0) for d in dec])  # (N, H, W, 3)
+    if c == 1:
+        y32 = yh.to(torch.int32)
+        y = ((y32[..., 0] * 19595 + y32[..., 1] * 38470 + y32[..., 2] * 7471 + 0x8000) >> 16).to(torch.uint8)[:, None]
+    else:
+        y = yh.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+    return y.to(dev)
+
+
+def _pil_jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """The same round trip through PIL, one image at a time."""
     from PIL import Image
 
     dev, n, c = x.device, x.shape[0], x.shape[1]
@@ -63,7 +112,7 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 def apply_jpeg_compression(x, p, ctx, f):
     """JPEG at quality c (PIL)."""
-    return jpeg_roundtrip(ctx.uint8, int(p)).to(x.dtype)
+    return jpeg_roundtrip(ctx.uint8, int(p))
 
 
 @lru_cache(maxsize=None)
@@ -85,20 +134,49 @@ def _pil_coeffs(in_size: int, out_size: int) -> np.ndarray:
     return k
 
 
-def _pil_pass(x: torch.Tensor, k: np.ndarray, axis: int) -> torch.Tensor:
-    kt = torch.from_numpy(k).to(x.device)
-    y = torch.matmul(x, kt.T) if axis == -1 else torch.matmul(kt, x)
-    return torch.floor((y + (1 << 21)) / (1 << 22)).clamp(0, 255)
+@lru_cache(maxsize=None)
+def _pil_windows(in_size: int, out_size: int, device: str):
+    """Pillow's box windows as gathers: for tap j, the indices start + j (clipped) and,
+    past the shortest window, a 0/1 mask; and the one fixed-point weight per output."""
+    k = _pil_coeffs(in_size, out_size)
+    nz = k != 0
+    start = nz.argmax(axis=1)
+    length = nz.sum(axis=1)
+    wt = k[np.arange(out_size), start]
+    assert np.all(k[nz] == np.repeat(wt, length))  # one weight per window
+    taps = []
+    for j in range(int(length.max())):
+        idx = torch.from_numpy(np.minimum(start + j, in_size - 1)).to(device)
+        mask = None if j < length.min() else torch.from_numpy((j < length).astype(np.int32)).to(device)
+        taps.append((idx, mask))
+    return taps, torch.from_numpy(wt.astype(np.int32)).to(device)
+
+
+def _pil_pass(x: torch.Tensor, in_size: int, out_size: int, axis: int) -> torch.Tensor:
+    """One exact pass on 8-bit values (int32): (window sum * weight + 2^21) >> 22, clipped;
+    window sum * weight <= 255 * 2^22 + 255 * length fits int32."""
+    taps, wt = _pil_windows(in_size, out_size, str(x.device))
+    view = (lambda t: t) if axis == -1 else (lambda t: t.view(-1, 1))  # noqa: E731
+    tot = None
+    for idx, mask in taps:
+        v = x.index_select(axis, idx)
+        if mask is not None:
+            v *= view(mask)
+        tot = v if tot is None else tot.add_(v)
+    tot *= view(wt)
+    tot += 1 << 21
+    return torch.bitwise_right_shift(tot, _rng._shift(22, str(x.device))).clamp_(0, 255)
 
 
 def pil_box_resize(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
-    """PIL Image.resize(..., BOX) on 8-bit values (float64 tensor), exact: horizontal
-    pass, 8-bit rounding, vertical pass."""
+    """PIL Image.resize(..., BOX) on 8-bit values (any dtype; int32 result), exact:
+    horizontal pass, 8-bit rounding, vertical pass, by prefix sums over the windows."""
     h, w = x.shape[-2:]
-    if ow != w:
-        x = _pil_pass(x, _pil_coeffs(w, ow), -1)
+    x = x.to(torch.int32)
+    if ow != w:  # gathers along rows are fast: run the horizontal pass on the transpose
+        x = _pil_pass(x.transpose(-1, -2).contiguous(), w, ow, -2).transpose(-1, -2).contiguous()
     if oh != h:
-        x = _pil_pass(x, _pil_coeffs(h, oh), -2)
+        x = _pil_pass(x, h, oh, -2)
     return x
 
 
@@ -112,22 +190,56 @@ def pil_nearest_index(in_size: int, out_size: int) -> torch.Tensor:
     return torch.tensor(idx)
 
 
+PIL_PIXELATE_MIN_PIXELS = 96 * 96  # CPU images this big: Pillow per image (measured faster there)
+
+
+def _to_hwc(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> contiguous (N, H, W, C): a view when the memory already is,
+    else per-channel copies (much faster than a strided permute of uint8)."""
+    hwc = x.permute(0, 2, 3, 1)
+    if hwc.is_contiguous():
+        return hwc
+    out = torch.empty(hwc.shape, dtype=x.dtype)
+    for ch in range(x.shape[1]):
+        out[..., ch] = x[:, ch]
+    return out
+
+
+def _pil_pixelate(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """The CPU path of pixelate: Pillow itself (BOX down, NEAREST up) on each image, which
+    is faster there than the batched gathers; the same pixels (tested)."""
+    from PIL import Image
+
+    n, c, h, w = x.shape
+    hwc = _to_hwc(x).numpy()
+    out = np.empty((n, h, w, c), dtype=np.uint8)
+    mode = "L" if c == 1 else "RGB"
+    for i in range(n):
+        im = Image.fromarray(hwc[i, :, :, 0] if c == 1 else hwc[i], mode)
+        a = np.asarray(im.resize((ow, oh), Image.BOX).resize((w, h), Image.NEAREST))
+        out[i] = a[..., None] if c == 1 else a
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
 def apply_pixelate(x, p, ctx, f):
     """PIL: box-downsample to int(side * c), scale back up (nearest pixel; the scripts'
-    BOX and the package's NEAREST pick the same pixel when upsampling)."""
-    h, w = x.shape[-2:]
-    y = pil_box_resize(ctx.uint8.double(), int(h * p), int(w * p))
-    y = y.index_select(-1, pil_nearest_index(y.shape[-1], w).to(x.device))
-    y = y.index_select(-2, pil_nearest_index(y.shape[-2], h).to(x.device))
-    return y.to(x.dtype)
+    BOX and the package's NEAREST pick the same pixel when upsampling). uint8 in and out.
+    Big images on the CPU: Pillow itself; otherwise an exact batched port of its box filter."""
+    u8 = ctx.uint8
+    h, w = u8.shape[-2:]
+    if u8.device.type == "cpu" and h * w >= PIL_PIXELATE_MIN_PIXELS:
+        return _pil_pixelate(u8, int(h * p), int(w * p))
+    y = pil_box_resize(u8, int(h * p), int(w * p)).to(torch.uint8)
+    y = y.index_select(-1, pil_nearest_index(y.shape[-1], w).to(u8.device))  # columns first: fewer rows
+    return y.index_select(-2, pil_nearest_index(y.shape[-2], h).to(u8.device))
 
 
-def draw_elastic(gen, p, ctx):
+def draw_elastic(seeds, p, ctx):
     h, w = ctx.shape[1], ctx.shape[2]
     out = {}
     if ctx.style["elastic"] == "affine":
-        out["affine"] = torch.rand((3, 2), generator=gen, dtype=torch.float64) * 2 - 1
-    out["displacement"] = torch.rand((2, h, w), generator=gen, dtype=torch.float64) * 2 - 1
+        out["affine"] = _rng.uniform(seeds, 0, (3, 2), "cpu", torch.float64) * 2 - 1
+    out["displacement"] = _rng.uniform(seeds, 1, (2, h, w), ctx.device, torch.float64) * 2 - 1
     return out
 
 
@@ -187,8 +299,9 @@ def apply_elastic_transform(x, p, ctx, f):
     else:
         alpha, mx = float(p), h * 0.005
         kh, kw = _ops.gaussian_kernel1d(h * 0.01, 3.0), _ops.gaussian_kernel1d(w * 0.01, 3.0)
-        dx = _ops.conv_separable(disp[:, 0:1] * mx, kh, kw, "reflect") * alpha
-        dy = _ops.conv_separable(disp[:, 1:2] * mx, kh, kw, "reflect") * alpha
+        d32 = (disp * mx).float()  # float32 smoothing: ~1e-7 px from the reference's float64
+        dx = _ops.conv_separable(d32[:, 0:1], kh, kw, "reflect") * alpha
+        dy = _ops.conv_separable(d32[:, 1:2], kh, kw, "reflect") * alpha
     dx, dy = dx.float()[:, 0], dy.float()[:, 0]
     ys = torch.arange(h, device=x.device).view(1, h, 1) + dy.double()
     xs = torch.arange(w, device=x.device).view(1, 1, w) + dx.double()

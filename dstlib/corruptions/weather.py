@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dstlib.corruptions import _ops
+from dstlib.corruptions import _ops, _rng
 
 ASSETS = Path(__file__).with_name("assets")
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
@@ -61,9 +61,9 @@ def plasma_fractal(u: torch.Tensor, size: int, decay: float) -> torch.Tensor:
     return (m / m.amax(dim=(1, 2), keepdim=True)).float()
 
 
-def draw_fog(gen, p, ctx):
+def draw_fog(seeds, p, ctx):
     size = next_pow2(max(ctx.shape[1], ctx.shape[2]))
-    return {"plasma_u": torch.rand(plasma_draws(size), generator=gen, dtype=torch.float64)}
+    return {"plasma_u": _rng.uniform(seeds, 0, (plasma_draws(size),), ctx.device, torch.float64)}
 
 
 def apply_fog(x, p, ctx, f):
@@ -130,13 +130,14 @@ def _textures(ctx):
                           ctx.shape[1], ctx.shape[2])
 
 
-def draw_frost(gen, p, ctx):
+def draw_frost(seeds, p, ctx):
     tex = _textures(ctx)
-    i = int(torch.randint(len(tex), (), generator=gen))
-    th, tw = tex[i].shape[-2:]
-    top = int(torch.randint(th - ctx.shape[1], (), generator=gen))
-    left = int(torch.randint(tw - ctx.shape[2], (), generator=gen))
-    return {"frost_index": torch.tensor(i), "crop": torch.tensor([top, left])}
+    i = _rng.integers(seeds, 0, (), len(tex)).long()
+    th = torch.tensor([t.shape[-2] for t in tex])[i]
+    tw = torch.tensor([t.shape[-1] for t in tex])[i]
+    top = _rng.integers(seeds, 1, (), th - ctx.shape[1])
+    left = _rng.integers(seeds, 2, (), tw - ctx.shape[2])
+    return {"frost_index": i, "crop": torch.stack([top, left], dim=1)}
 
 
 def apply_frost(x, p, ctx, f):
@@ -153,9 +154,9 @@ def apply_frost(x, p, ctx, f):
 
 
 # ---------------------------------------------------------------- snow
-def draw_snow(gen, p, ctx):
-    z = torch.randn((1, ctx.shape[1], ctx.shape[2]), generator=gen, dtype=torch.float32)
-    return {"normal": z, "angle": torch.rand((), generator=gen, dtype=torch.float64) * 90 - 135}
+def draw_snow(seeds, p, ctx):
+    z = _rng.normal(seeds, 0, (1, ctx.shape[1], ctx.shape[2]), ctx.device)
+    return {"normal": z, "angle": _rng.uniform(seeds, 1, (), "cpu", torch.float64) * 90 - 135}
 
 
 def apply_snow(x, p, ctx, f):
@@ -202,29 +203,43 @@ def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     3x3 Sobel with BORDER_REPLICATE, L1 magnitude, OpenCV's non-maximum
     suppression (tan 22.5 in 15-bit fixed point), 8-connected hysteresis. Bool edges."""
     n, h, w = img.shape
-    p = _ops.pad2d(img.long(), 1, 1, "nearest")
+    p = _ops.pad2d(img.to(torch.int32), 1, 1, "nearest")
     a = lambda dy, dx: p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
     gx = (a(-1, 1) + 2 * a(0, 1) + a(1, 1)) - (a(-1, -1) + 2 * a(0, -1) + a(1, -1))
     gy = (a(1, -1) + 2 * a(1, 0) + a(1, 1)) - (a(-1, -1) + 2 * a(-1, 0) + a(-1, 1))
-    m = gx.abs() + gy.abs()
-    ax, ay = gx.abs(), gy.abs() << 15
+    ax, ay = gx.abs(), gy.abs()
+    m = ax + ay
+    ay = ay * (1 << 15)  # |g| <= 1020: fits int32 with the shifts below
     tg22 = ax * _TG22
-    tg67 = tg22 + (ax << 16)
+    tg67 = tg22 + ax * (1 << 16)
     horiz = ay < tg22
     vert = ~horiz & (ay > tg67)
     diag = ~horiz & ~vert
     s_pos = (gx < 0) == (gy < 0)
-    z = lambda dy, dx: _shift(m, dy, dx, 0)  # noqa: E731
+    mp = torch.zeros((n, h + 2, w + 2), dtype=m.dtype, device=m.device)
+    mp[:, 1:-1, 1:-1] = m
+    z = lambda dy, dx: mp[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
     keep_h = horiz & (m > z(0, -1)) & (m >= z(0, 1))
     keep_v = vert & (m > z(-1, 0)) & (m >= z(1, 0))
     keep_d = diag & torch.where(s_pos, (m > z(-1, -1)) & (m > z(1, 1)), (m > z(-1, 1)) & (m > z(1, -1)))
     cand = (m > low) & (keep_h | keep_v | keep_d)
     edge = cand & (m > high)
     while True:
-        grown = cand & (F.max_pool2d(edge.float()[:, None], 3, 1, 1)[:, 0] > 0)
+        grown = cand & _dilate3(edge)
         if torch.equal(grown, edge):
             return edge
         edge = grown
+
+
+def _dilate3(e: torch.Tensor) -> torch.Tensor:
+    """3x3 binary dilation of a bool (N, H, W) tensor (outside counts as False)."""
+    r = e.clone()
+    r[:, :, 1:] |= e[:, :, :-1]
+    r[:, :, :-1] |= e[:, :, 1:]
+    out = r.clone()
+    out[:, 1:] |= r[:, :-1]
+    out[:, :-1] |= r[:, 1:]
+    return out
 
 
 _CHAMFER = ([(0, 1), (0, -1), (1, 0), (-1, 0)], 65536,
@@ -235,19 +250,42 @@ _CHAMFER = ([(0, 1), (0, -1), (1, 0), (-1, 0)], 65536,
 def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
     """OpenCV distanceTransform(src, DIST_L2, 5), then min(., cap): the 5x5 chamfer
     distance (1, 1.4, 2.1969 in 16-bit fixed point) to the nearest zero pixel,
-    computed by min-plus relaxation; distances above `cap` are only known to be."""
-    big = int((cap + 2) * 65536)
-    d = torch.where(src == 0, 0, big).long()
-    hv, a, dg, b, kn, c = _CHAMFER
+    computed by min-plus relaxation on a padded int32 copy until nothing changes;
+    the neighbour minima share their horizontal pair minima, and each pass also
+    takes two straight or two diagonal steps (fewer passes; same distances).
+    Distances above `cap` are only known to be: exact up to `cap`."""
+    big = int(cap * 65536) + 1  # a pixel within `cap` has a shortest path through pixels within `cap`
+    n, h, w = src.shape
+    d = torch.where(src == 0, 0, big).to(torch.int32)
+    _, a, _, b, _, c = _CHAMFER
+    pad = torch.full((n, h + 4, w + 4), big, dtype=torch.int32, device=src.device)
+    buf = lambda *shape: torch.empty(shape, dtype=torch.int32, device=src.device)  # noqa: E731
+    h1, h2 = buf(n, h + 4, w), buf(n, h + 4, w)  # reused: no allocation inside the loop
+    t1, t2, new = buf(n, h, w), buf(n, h, w), buf(n, h, w)
+    mn = lambda u, v, out: torch.minimum(u, v, out=out)  # noqa: E731
     while True:
-        new = d
-        for offs, wt in ((hv, a), (dg, b), (kn, c)):
-            for dy, dx in offs:
-                new = torch.minimum(new, _shift(d, dy, dx, big) + wt)
-        new = new.clamp(max=big)
+        pad[:, 2:2 + h, 2:2 + w] = d
+        mn(pad[:, :, 1:1 + w], pad[:, :, 3:3 + w], h1)  # (x - 1, x + 1), all padded rows
+        mn(pad[:, :, 0:w], pad[:, :, 4:4 + w], h2)  # (x - 2, x + 2)
+        mn(pad[:, 1:1 + h, 2:2 + w], pad[:, 3:3 + h, 2:2 + w], t1)  # straight
+        mn(t1, h1[:, 2:2 + h], t1).add_(a)
+        mn(d, t1, new)
+        mn(h1[:, 1:1 + h], h1[:, 3:3 + h], t1).add_(b)  # diagonal
+        mn(new, t1, new)
+        mn(h2[:, 1:1 + h], h2[:, 3:3 + h], t1)  # knight
+        mn(h1[:, 0:h], h1[:, 4:4 + h], t2)
+        mn(t1, t2, t1).add_(c)
+        mn(new, t1, new)
+        # two straight or two diagonal steps at once (exact: their cost is the path's)
+        mn(pad[:, 0:h, 2:2 + w], pad[:, 4:4 + h, 2:2 + w], t1)
+        mn(t1, h2[:, 2:2 + h], t1).add_(2 * a)
+        mn(new, t1, new)
+        mn(h2[:, 0:h], h2[:, 4:4 + h], t1).add_(2 * b)
+        mn(new, t1, new)
+        new.clamp_(max=big)
         if torch.equal(new, d):
             break
-        d = new
+        d, new = new, d
     return (d.double() / 65536).clamp(max=cap).float()
 
 
@@ -275,14 +313,15 @@ def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
     dist = torch.floor(_ops.box_blur3(dist[:, None])[:, 0])
     dist = equalize_hist(dist)
     k = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
-    dist = _ops.conv2d_same(dist[:, None].double(), k, "mirror").clamp(0, 255)
+    # small integers throughout: float32 sums are exact
+    dist = _ops.conv2d_same(dist[:, None].float(), k, "mirror").clamp(0, 255)
     s = _ops.conv_separable(dist, np.ones(3), np.ones(3), "mirror")[:, 0]
     dist = torch.floor(s / 9 + 0.5)  # 8-bit box filter rounds
     return l8.float() * dist.float()
 
 
-def draw_spatter(gen, p, ctx):
-    return {"normal": torch.randn((1, ctx.shape[1], ctx.shape[2]), generator=gen, dtype=torch.float32)}
+def draw_spatter(seeds, p, ctx):
+    return {"normal": _rng.normal(seeds, 0, (1, ctx.shape[1], ctx.shape[2]), ctx.device)}
 
 
 def apply_spatter(x, p, ctx, f):
@@ -291,8 +330,11 @@ def apply_spatter(x, p, ctx, f):
     OpenCV chain), mode 1 covers x with mud. Gray images get the colour's luma."""
     loc, scale, sigma, thr, inten, mode = p
     n, c, h, w = x.shape
+    # float64 as the reference (the 8-bit layer and the threshold are sensitive to it),
+    # as sums of shifted views
     liquid = loc + scale * f["normal"].to(x.device, torch.float64)
-    liquid = _ops.gaussian_blur(liquid, float(sigma))
+    k = _ops.gaussian_kernel1d(float(sigma))
+    liquid = _ops.separable_shifted(liquid, k, k, "nearest") if len(k) > 1 else liquid
     liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)[:, 0]
     colour = torch.tensor(WATER if mode == 0 else MUD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     if c == 1:
