@@ -10,13 +10,14 @@ FMNIST_DEB := /usr/share/datasets/fashion-mnist
 FMNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install data test book bench sanity clean help
+.PHONY: install data test book browser bench sanity clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (PROFILE=quick|paper|smoke)"
 	@echo "make test     install, then run the tests"
 	@echo "make install  create .venv and install dstlib with its book and test extras"
 	@echo "make bench    run the benchmarks in benchmarks/"
+	@echo "make browser  install Debian chromium for the book page test, where missing"
 	@echo "make sanity   train the dense mlp and cnn on all of Fashion-MNIST and print their accuracy"
 
 install: $(VENV)/.installed
@@ -40,22 +41,33 @@ data:
 	echo "in a folder and set DSTLIB_DATA to it, or install the Debian package dataset-fashion-mnist."; \
 	exit 1
 
-test: install data
+test: install data browser
 	$(BIN)/python -m pytest -q --timeout=900
 
-# Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/.
+# Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/ (sections that
+# share runs come first; spectral keeps per-epoch snapshots), then the verdict table of the introduction is
+# generated from results/$(PROFILE)/ and the book is built with warnings as errors.
+SECTIONS := overall corruptions spectral spatial gradcam ood cost augmentation
 book: install data
 	@test -d params/$(PROFILE) || { echo "PROFILE=$(PROFILE) has no folder params/$(PROFILE)"; exit 1; }
 	mkdir -p book/sections
-	@set -e; for nb in notebooks/*.ipynb; do \
-	  [ -e "$$nb" ] || continue; name=$$(basename "$$nb" .ipynb); \
+	@set -e; for name in $(SECTIONS); do \
 	  echo "running $$name ($(PROFILE))"; \
-	  $(BIN)/papermill "$$nb" "book/sections/$$name.ipynb" -f "params/$(PROFILE)/$$name.yaml" --cwd . --progress-bar; \
+	  TQDM_MININTERVAL=20 $(BIN)/papermill "notebooks/$$name.ipynb" "book/sections/$$name.ipynb" -f "params/$(PROFILE)/$$name.yaml" --cwd . -k python3 --progress-bar; \
 	done
+	$(BIN)/python -m dstlib.book summary results/$(PROFILE) book/sections/summary.md
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
+# Headless Chromium for the book's page test (Debian package chromium), installed where missing.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; } || \
+	  { echo "no chromium: install the Debian package chromium"; exit 1; }
+
 bench: install data
-	$(BIN)/python benchmarks/bench_train.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_step.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_corruptions.py
 
 sanity: install data
 	$(BIN)/python benchmarks/sanity.py

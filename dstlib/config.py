@@ -330,3 +330,161 @@ HELP: dict[str, str] = {
 }
 assert set(HELP) == set(FIELD_NAMES), set(FIELD_NAMES) ^ set(HELP)
 
+
+# ======================================================================================
+# Notebook parameters
+# --------------------------------------------------------------------------------------
+# The parameters of the book's section notebooks (notebooks/<section>.ipynb), checked
+# before any compute with the same one-line errors as RunSpec. papermill does not check
+# types, so every value is coerced and range-checked here. Names that need a registry
+# (model names, corruption names) are checked by `dstlib.book.validate`, which passes
+# the registry in `choices`.
+# ======================================================================================
+PROFILES = ("quick", "paper", "smoke")
+SECTIONS = ("overall", "corruptions", "spatial", "spectral", "gradcam", "ood", "cost", "augmentation")
+DEVICES = ("cpu", "cuda", "cuda:<index>", "mps")
+
+# name: (kind, help). Kinds: str, int, float, bool, list[str], list[int], list[float].
+NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
+    "profile": ("str", f"parameter profile, names the results folder results/<profile>: {', '.join(PROFILES)}"),
+    "model": ("str", "model: mlp, cnn, vgg16, resnet34 or any timm model name"),
+    "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist need local files)"),
+    "widths": ("list[int]", "hidden widths of mlp or channel widths of cnn; empty for the model's default"),
+    "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}"),
+    "sparsities": ("list[float]", "target sparsities in (0, 1), fraction of zeros in the sparse layers"),
+    "seeds": ("list[int]", "training seeds, at least 2 distinct: the seed is the unit of replication"),
+    "epochs": ("int", "training epochs of every run (scaled down to fit budget_minutes)"),
+    "batch_size": ("int", "images per optimiser step"),
+    "lr": ("float", "peak learning rate (cosine schedule, SGD momentum 0.9)"),
+    "distribution": ("str", f"layer densities of the sparse runs: {', '.join(DISTRIBUTIONS)}"),
+    "update_interval": ("int", "topology update every this many optimiser steps (dT)"),
+    "train_subset": ("int", "train on this many training images; 0 for all (scaled down to fit budget_minutes)"),
+    "n_test": ("int", "evaluate on the first n_test test images; 0 for all (scaled down to fit budget_minutes)"),
+    "corruptions": ("list[str]", "corruption names (dstlib.corruptions.NAMES); empty for the dataset's benchmark set"),
+    "severities": ("list[int]", "corruption severities, a subset of 1 2 3 4 5"),
+    "sparsity": ("float", "the one sparsity this section looks at closely, in (0, 1)"),
+    "radii": ("list[float]", "attenuation radii in frequency-index steps (dstlib.spectral convention)"),
+    "n_images": ("int", "images shown and measured by Grad-CAM"),
+    "renditions": ("list[str]", "Fashion-MNIST rendition shifts: inverted, edge_sketch, upside_down, silhouette"),
+    "mixup": ("float", "mixup Beta(alpha, alpha) parameter of the augmented runs, > 0"),
+    "confidence": ("float", "confidence of every interval and verdict, in (0, 1)"),
+    "budget_minutes": ("float", "time this notebook may take on the reference CPU; 0 for no scaling"),
+    "device": ("str", "torch device: cpu, cuda, cuda:<index> or mps"),
+    "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/"),
+    "results": ("str", "results folder; empty for results/<profile>"),
+    "train": ("bool", "train the runs the store lacks (False: stop with the missing run)"),
+}
+
+SECTION_PARAMS: dict[str, tuple[str, ...]] = {
+    s: ("profile", "model", "dataset", "widths", "methods", "seeds", "epochs", "batch_size", "lr",
+        "distribution", "update_interval", "train_subset", "n_test", "corruptions", "severities", "confidence",
+        "budget_minutes", "device", "store", "results", "train")
+    for s in SECTIONS
+}
+for _s in ("overall", "ood", "cost"):
+    SECTION_PARAMS[_s] += ("sparsities",)
+SECTION_PARAMS["spatial"] += ("sparsity",)
+SECTION_PARAMS["spectral"] += ("sparsity", "radii")
+SECTION_PARAMS["gradcam"] += ("sparsity", "n_images")
+SECTION_PARAMS["ood"] += ("renditions",)
+SECTION_PARAMS["corruptions"] += ("sparsity",)
+SECTION_PARAMS["augmentation"] += ("sparsity", "mixup")
+
+
+def _nb_error(name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"{name}={value!r} is invalid; allowed: {allowed}")
+
+
+def _nb_coerce(name: str, value: Any, kind: str) -> Any:
+    if kind.startswith("list["):
+        item = kind[5:-1]
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise _nb_error(name, value, f"a list of {item}")
+        out = []
+        for v in value:
+            try:
+                out.append(_nb_coerce(name, v, item))
+            except ValueError:
+                raise _nb_error(name, value, f"a list of {item}") from None
+        return out
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _nb_error(name, value, "True or False")
+        return value
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _nb_error(name, value, "an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _nb_error(name, value, "a finite number")
+        return float(value)
+    if not isinstance(value, str):
+        raise _nb_error(name, value, "a string")
+    return value
+
+
+def check_notebook_params(section: str, params: Mapping[str, Any],
+                          choices: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Coerce and check the parameters of `section`; return them as a dict (only the section's names).
+
+    `choices` adds registries this module cannot import, e.g. {"corruptions": dstlib.corruptions.NAMES}.
+    Raises ValueError with one line naming the parameter, the bad value and the valid choices.
+    """
+    check_choice("section", section, SECTIONS)
+    choices = dict(choices or {})
+    out: dict[str, Any] = {}
+    for name in SECTION_PARAMS[section]:
+        if name not in params:
+            raise ValueError(f"{name} is missing; the {section} notebook needs: {', '.join(SECTION_PARAMS[section])}")
+        out[name] = _nb_coerce(name, params[name], NOTEBOOK_PARAMS[name][0])
+    p = out
+    check_choice("profile", p["profile"], PROFILES)
+    check_choice("dataset", p["dataset"], DATASETS)
+    check_choice("distribution", p["distribution"], DISTRIBUTIONS)
+    if not p["model"].strip():
+        raise _nb_error("model", p["model"], "a model name (mlp, cnn, vgg16, resnet34 or a timm model)")
+    if any(w < 1 for w in p["widths"]):
+        raise _nb_error("widths", p["widths"], "positive integers, or an empty list")
+    sparse = METHODS[1:]
+    if not p["methods"] or any(m not in sparse for m in p["methods"]) or len(set(p["methods"])) != len(p["methods"]):
+        raise _nb_error("methods", p["methods"], f"a non-empty list without repeats from {', '.join(sparse)}")
+    if "sparsities" in p and (not p["sparsities"] or any(not 0 < s < 1 for s in p["sparsities"])
+                              or len(set(p["sparsities"])) != len(p["sparsities"])):
+        raise _nb_error("sparsities", p["sparsities"], "a non-empty list of distinct numbers in (0, 1)")
+    if len(set(p["seeds"])) < 2 or len(set(p["seeds"])) != len(p["seeds"]) or any(s < 0 for s in p["seeds"]):
+        raise _nb_error("seeds", p["seeds"], "at least 2 distinct integers >= 0 (the seed is the unit of replication)")
+    for name, lo in (("epochs", 1), ("batch_size", 1), ("update_interval", 1), ("train_subset", 0), ("n_test", 0)):
+        if p[name] < lo:
+            raise _nb_error(name, p[name], f"an integer >= {lo}")
+    if not p["lr"] > 0:
+        raise _nb_error("lr", p["lr"], "a number > 0")
+    if not 0 < p["confidence"] < 1:
+        raise _nb_error("confidence", p["confidence"], "a number in (0, 1), e.g. 0.95")
+    if p["budget_minutes"] < 0:
+        raise _nb_error("budget_minutes", p["budget_minutes"], "a number >= 0 (0: no scaling)")
+    if not p["severities"] or any(s not in (1, 2, 3, 4, 5) for s in p["severities"]) or \
+            len(set(p["severities"])) != len(p["severities"]):
+        raise _nb_error("severities", p["severities"], "a non-empty list of distinct values from 1, 2, 3, 4, 5")
+    if "corruptions" in choices:
+        bad = [c for c in p["corruptions"] if c not in choices["corruptions"]]
+        if bad or len(set(p["corruptions"])) != len(p["corruptions"]):
+            raise _nb_error("corruptions", p["corruptions"],
+                            f"an empty list or distinct names from {', '.join(choices['corruptions'])}")
+    dev = p["device"]
+    if not (dev in ("cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise _nb_error("device", dev, ", ".join(DEVICES))
+    if "sparsity" in p and not 0 < p["sparsity"] < 1:
+        raise _nb_error("sparsity", p["sparsity"], "a number in (0, 1)")
+    if "radii" in p and (not p["radii"] or any(r < 0 for r in p["radii"])):
+        raise _nb_error("radii", p["radii"], "a non-empty list of numbers >= 0")
+    if "n_images" in p and p["n_images"] < 1:
+        raise _nb_error("n_images", p["n_images"], "an integer >= 1")
+    if "renditions" in p and "renditions" in choices:
+        if not p["renditions"] or any(r not in choices["renditions"] for r in p["renditions"]):
+            raise _nb_error("renditions", p["renditions"], f"a non-empty list from {', '.join(choices['renditions'])}")
+    if "mixup" in p and not p["mixup"] > 0:
+        raise _nb_error("mixup", p["mixup"], "a number > 0")
+    return out

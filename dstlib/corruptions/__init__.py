@@ -49,9 +49,13 @@ from dstlib.corruptions import blur, digital, noise, weather
 from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVED_JPEG_QUALITY, STYLE,
                                        TABLE_NAMES, TABLES, default_table, params)
 
-__all__ = ["NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
+__all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
            "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
+
+VERSION = 2
+"""Bumped whenever the pixels `corrupt` returns change (2: counter-based draws);
+cached evaluations keyed on it are then recomputed."""
 
 _REGISTRY: dict = {}
 for _m in (noise, blur, weather, digital):
