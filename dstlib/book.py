@@ -24,8 +24,8 @@ FALLBACK_FLOPS_PER_S (ResNet-50 on 28 px measured about 4e10 FLOP/s while
 the CPU was shared), inference at FALLBACK_INFER_FLOPS_PER_S (ResNet-50
 inference in batches of 256 ran at about 5e10 FLOP/s on the shared CPU);
 for mlp and cnn inference costs a third of training. Each epoch of a
-run also evaluates the whole test set (dstlib.train's test_acc), which no
-subset of this module can shrink. SHARED_FACTOR
+run also evaluates the section's first n_test test images (the runs'
+`monitor_size`, history's test_acc). SHARED_FACTOR
 multiplies everything: the machine is shared. `plan` shrinks `train_subset`
 and `n_test` by one factor when the estimate exceeds `budget_minutes`.
 """
@@ -124,7 +124,7 @@ def base_spec(p: Mapping[str, Any], method: str, sparsity: float, seed: int, **c
     """The RunSpec a section's parameters give for one (method, sparsity, seed)."""
     fields = dict(model=p["model"], dataset=p["dataset"], widths=tuple(p["widths"]), seed=seed,
                   epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], method=method,
-                  train_subset=p["train_subset"] or None)
+                  train_subset=p["train_subset"] or None, monitor_size=p["n_test"] or None)
     if method != "dense":
         fields.update(sparsity=float(sparsity), distribution=p["distribution"], update_interval=p["update_interval"])
     if p.get("_snapshots"):
@@ -185,9 +185,9 @@ def estimate(section: str, p: Mapping[str, Any], store=None) -> dict[str, float]
     train_s, infer_s = _model_costs(p)
     todo = [s for s in specs(section, p) if store is None or not store.is_finished(s)]
     n_train = p["train_subset"] or len(data.load(p["dataset"], "train")) if todo else 0
-    # dstlib.train evaluates the whole test set after every epoch (history's test_acc)
-    n_full_test = len(data.load(p["dataset"], "test")) if todo else 0
-    train = sum((n_train * train_s + n_full_test * infer_s) * s.epochs for s in todo) * SHARED_FACTOR
+    # dstlib.train evaluates the first n_test test images after every epoch (history's test_acc)
+    n_monitor = (p["n_test"] or len(data.load(p["dataset"], "test"))) if todo else 0
+    train = sum((n_train * train_s + n_monitor * infer_s) * s.epochs for s in todo) * SHARED_FACTOR
     n_test = p["n_test"] or 10_000
     evaluate = _eval_images(section, p, n_test, len(specs(section, p))) * infer_s * SHARED_FACTOR
     return {"train_s": train, "eval_s": evaluate, "total_s": train + evaluate, "runs_to_train": len(todo),

@@ -7,8 +7,8 @@ through it (papermill does not check types, so this module does).
 
 A run is identified by `spec.hash()`: the SHA-256 of the canonical spec, the
 sorted JSON of the fields that change the result. Left out of the hash: the
-device, the store path, the snapshot epochs (they only keep copies of weights
-along the way), and the sparsity options a method does not use (so a dense run
+device, the store path, the snapshot epochs and the per-epoch monitor size
+(they only keep copies of weights or accuracies along the way), and the sparsity options a method does not use (so a dense run
 is the same run whatever `prune_rate` a notebook passes).
 
 This module imports no other module of dstlib.
@@ -51,7 +51,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
 """The sparsity options (fields of RunSpec) each method reads."""
 
 SPARSITY_FIELDS = tuple(dict.fromkeys(f for opts in METHOD_OPTIONS.values() for f in opts))
-NOT_HASHED = ("snapshots",)
+NOT_HASHED = ("snapshots", "monitor_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +108,9 @@ class RunSpec:
     warmup: float = 0.1
     phase: float = 0.05
     final: float = 0.15
-    # kept along the way; not part of the run's identity
+    # kept along the way; not part of the run's identity (the weights do not depend on them)
     snapshots: tuple[int, ...] = ()
-
+    monitor_size: int | None = None       # history's per-epoch test_acc on the first this many test images
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
@@ -261,6 +261,7 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("phase", *_range(0, 1, lo_open=True, hi_open=True)),
     ("final", *_range(0, 1, lo_open=True, hi_open=True)),
     ("snapshots", lambda v, s: all(1 <= e <= s.epochs for e in v), "epochs in [1, epochs]"),
+    ("monitor_size", lambda v, s: v is None or v >= 1, "a positive integer or None (all test images)"),
 ]
 
 
@@ -327,6 +328,7 @@ HELP: dict[str, str] = {
     "phase": "AC/DC: length of each compressed / decompressed phase, fraction of training",
     "final": "AC/DC: final compressed phase, fraction of training",
     "snapshots": "epochs after which weights and masks are kept (not part of the run's identity)",
+    "monitor_size": "per-epoch test accuracy on the first this many test images; none: all (not part of the run's identity)",
 }
 assert set(HELP) == set(FIELD_NAMES), set(FIELD_NAMES) ^ set(HELP)
 

@@ -123,6 +123,8 @@ class Trainer:
         self.train_set = datasets.load(spec.dataset, "train", data_root, val_size=spec.val_size,
                                        split_seed=spec.split_seed, train_subset=spec.train_subset)
         self.test_set = datasets.load(spec.dataset, "test", data_root)
+        if spec.monitor_size is not None and spec.monitor_size < len(self.test_set):
+            self.test_set = self.test_set.subset(torch.arange(spec.monitor_size))
         self.val_set = (datasets.load(spec.dataset, "val", data_root, val_size=spec.val_size,
                                       split_seed=spec.split_seed) if spec.val_size else None)
         self.info = self.train_set.info
@@ -202,6 +204,7 @@ class Trainer:
         row = {"epoch": self.epoch, "step": self.step_count, "lr": learning_rate(spec, self.step_count - 1, self.steps_per_epoch),
                "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
                "test_acc": accuracy(model, self.test_set.images, self.test_set.labels, self.info, self.device),
+               "test_images": len(self.test_set),
                "seconds": time.perf_counter() - t0}
         if self.val_set is not None:
             row["val_acc"] = accuracy(model, self.val_set.images, self.val_set.labels, self.info, self.device)

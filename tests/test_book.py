@@ -98,7 +98,7 @@ def test_plan_scales_an_expensive_model_to_the_budget_deterministically(tmp_path
 
 def test_plan_says_so_when_even_the_smallest_setting_is_over_budget(tmp_path, capsys):
     p = book.validate("overall", smoke_params("overall", tmp_path, model="cnn", widths=[], train_subset=0, n_test=0,
-                                              budget_minutes=0.5, seeds=[0, 1, 2], severities=[1, 3, 5]))
+                                              budget_minutes=0.001, seeds=[0, 1, 2], severities=[1, 3, 5]))
     plan = book.plan("overall", p)
     out = capsys.readouterr().out
     assert "too costly for the budget" in out and plan.notes[-1].startswith("Even so the estimate is")

@@ -65,3 +65,9 @@ def test_every_field_has_help_and_method_options_are_fields():
     assert all(set(opts) <= set(FIELD_NAMES) for opts in METHOD_OPTIONS.values())
     assert RunSpec(method="rigl").sparsity_options()["seed"] == 0
     assert RunSpec().sparsity_options() == {"seed": 0}
+
+
+def test_monitor_size_is_not_part_of_the_identity():
+    assert RunSpec(epochs=4, monitor_size=100).hash() == RunSpec(epochs=4).hash()
+    with pytest.raises(ValueError, match="monitor_size=0 is invalid"):
+        RunSpec(monitor_size=0)

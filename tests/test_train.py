@@ -64,3 +64,9 @@ def test_dense_mlp_learns_fashion_mnist():
     """Sanity on the real data (README: 88% after 3 epochs; here 2 epochs, 86% required)."""
     t = train(RunSpec(model="mlp", epochs=2, batch_size=128, lr=0.05))
     assert t.history[-1]["test_acc"] >= 0.86
+
+
+def test_monitor_size_changes_the_history_not_the_weights(tiny_spec):
+    a, b = train(tiny_spec.replace(epochs=1)), train(tiny_spec.replace(epochs=1, monitor_size=200))
+    assert same_state(a.model.state_dict(), b.model.state_dict())
+    assert a.history[0]["test_images"] == 10000 and b.history[0]["test_images"] == 200
