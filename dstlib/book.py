@@ -19,12 +19,13 @@ and states its minimum detectable difference (MDD, 80% power).
 Cost model of `estimate` (seconds on the project's 2-core CPU, uncontended,
 2 threads, the figures measured for the quick profile): training costs
 TRAIN_S_PER_IMAGE[model] per image and epoch for `mlp` and `cnn` (measured in
-a quick-profile build); any other model 3 x its inference FLOPs (dstlib.flops) at
-FALLBACK_FLOPS_PER_S, inference at FALLBACK_INFER_FLOPS_PER_S. Measured on
-the idle machine, 2 threads, 28-px inputs (train batch 64, inference 256):
-ResNet-50 2.0e11 / 1.3e11 FLOP/s, VGG16 3.5e11 / 3.8e11, EfficientNet-B0
-4.6e10 / 7.3e10 (depthwise convolutions run slowly); the fallbacks sit
-near that slow end, so estimates err long rather than short;
+a quick-profile build); any other model 3 x its inference FLOPs (dstlib.flops),
+dense layers at FALLBACK_FLOPS_PER_S and grouped (depthwise) convolutions at
+GROUPED_FLOPS_PER_S; inference likewise with the *_INFER_* rates. Measured
+on the idle machine, 2 threads, 28-px inputs (train batch 64, inference
+256): ResNet-50 2.0e11 / 1.3e11 FLOP/s, VGG16 3.5e11 / 3.8e11,
+EfficientNet-B0 4.6e10 / 7.3e10 overall, 8.5% of its FLOPs depthwise; the
+rates are set so that each of these errs long rather than short;
 for mlp and cnn inference costs a third of training. Each epoch of a
 run also evaluates the section's first n_test test images (the runs'
 `monitor_size`, history's test_acc). SHARED_FACTOR
@@ -57,8 +58,10 @@ from dstlib.config import RunSpec
 # median epoch time in the runs' histories: mlp 1.4 s per 10,000 images, cnn 12 s per 6,000, dense and sparse
 # alike); about twice the bare-loop figures (4 s and 50 s per 60,000 images)
 TRAIN_S_PER_IMAGE = {"mlp": 1.4e-4, "cnn": 2.0e-3}
-FALLBACK_FLOPS_PER_S = 5e10
-FALLBACK_INFER_FLOPS_PER_S = 7e10
+FALLBACK_FLOPS_PER_S = 1.5e11       # dense convolutions and linear layers, training
+FALLBACK_INFER_FLOPS_PER_S = 1.2e11
+GROUPED_FLOPS_PER_S = 5e9           # grouped / depthwise convolutions (and the small ops around them)
+GROUPED_INFER_FLOPS_PER_S = 1.2e10
 SHARED_FACTOR = 2.0
 MIN_TRAIN_SUBSET = 128
 MIN_N_TEST = 32
@@ -161,8 +164,12 @@ def _model_costs(p: Mapping[str, Any]) -> tuple[float, float]:
     info = data.info(p["dataset"])
     with torch.random.fork_rng(devices=[]):
         net = models.create(p["model"], info, widths=tuple(p["widths"]))
-    f = flops.count(net, (info.channels, info.image_size, info.image_size))["flops"]
-    return 3 * f / FALLBACK_FLOPS_PER_S, f / FALLBACK_INFER_FLOPS_PER_S
+    rows = flops.layer_costs(net, (info.channels, info.image_size, info.image_size))
+    grouped = {f"{n}.weight" for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    g = sum(2 * r["numel"] * r["positions"] for r in rows if r["param"] in grouped)
+    f = sum(2 * r["numel"] * r["positions"] for r in rows) - g
+    return (3 * (f / FALLBACK_FLOPS_PER_S + g / GROUPED_FLOPS_PER_S),
+            f / FALLBACK_INFER_FLOPS_PER_S + g / GROUPED_INFER_FLOPS_PER_S)
 
 
 def _eval_images(section: str, p: Mapping[str, Any], n_test: int, n_models: int) -> float:
