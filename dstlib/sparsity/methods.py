@@ -131,7 +131,6 @@ class Sparsifier:
         self.ever_active = {n: m.clone() for n, m in self.masks.items()}
         self._refresh()
         self._reset_state(None)
-        self.apply_masks()
         self._density_sum = 0.0
         self._density_steps = 0
         self._dense_grad_steps = 0
@@ -190,15 +189,18 @@ class Sparsifier:
         if self._to_mask:
             torch._foreach_mul_(self._to_mask, self._masks_to_apply)
 
-    def _refresh(self) -> None:
+    def _refresh(self, counts: list[int] | None = None) -> None:
+        """Derived state of the masks; ``counts``: the active counts when the caller knows them."""
         # masks in the weights' dtype: multiplying by them is ~5x faster than by bool on the CPU
         self._mask_list = [self.masks[n].to(p.dtype) for n, p in zip(self.names, self.params)]
-        self.active = {n: int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        if counts is None:
+            self.active = {n: int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        else:
+            self.active = dict(zip(self.names, counts))
         partial = [i for i, (n, k) in enumerate(zip(self.names, self.numels)) if self.active[n] < k]
         self._to_mask = [self.params[i] for i in partial]  # full masks (AC/DC's dense phases) cost nothing
         self._masks_to_apply = [self._mask_list[i] for i in partial]
         self._overall = sum(self.active.values()) / self.total if self.total else 1.0
-        self._ever = sum(int(torch.count_nonzero(m)) for m in self.ever_active.values())
 
     def _sync_masks(self) -> None:
         """Under torch.distributed, every rank takes rank 0's masks."""
@@ -210,16 +212,19 @@ class Sparsifier:
             self.masks[name] = buf.bool()
 
     @torch.no_grad()
-    def _reset_state(self, new: dict[str, torch.Tensor] | None) -> None:
-        """Zero the weights and the optimiser state (momentum, Adam moments) at
-        the newly activated positions ``new`` (None: every inactive position)."""
+    def _reset_state(self, keep: list[torch.Tensor] | None) -> None:
+        """Zero the optimiser state (momentum, Adam moments) outside ``keep``, float
+        masks per sparse weight (None: the current masks, and zero the weights too).
+
+        After an update ``keep`` is the masks *before* it: every newly activated
+        position was inactive then, so its state is zeroed; positions inactive
+        before and after lose state they would never use (their weights are
+        re-zeroed every step and their state reset again if they are regrown).
+        """
         state = getattr(self.optimizer, "state", {}) if self.optimizer is not None else {}
-        for name, p in zip(self.names, self.params):
-            if new is not None and not state.get(p):
-                continue  # new positions were inactive, hence already zero: only state to reset
-            keep = ~new[name] if new is not None else self.masks[name]
-            keep_f = keep.to(p.dtype)  # multiplying by a float mask is much faster than masked_fill_ on the CPU
-            if new is None:
+        for i, p in enumerate(self.params):
+            keep_f = self._mask_list[i] if keep is None else keep[i]
+            if keep is None:
                 p.mul_(keep_f)
             for value in state.get(p, {}).values():
                 if torch.is_tensor(value) and value.shape == p.shape and value.is_floating_point():
@@ -248,42 +253,47 @@ class Sparsifier:
         rate = self.rate_at(step)
         after = self.counts(self.density_at(step))
         base = self.counts(self.prune_to_density(step))
-        new_masks = {}
+        new_masks, new_counts = {}, []
         for i, (name, p) in enumerate(zip(self.names, self.params)):
             old = self.masks[name]
             n_keep = min(base[i] - math.floor(rate * base[i]), self.active[name])
             n_drop = self.active[name] - n_keep
-            n_grow = after[i] - n_keep
+            n_grow = max(after[i] - n_keep, 0)
             # drop the n_drop lowest drop scores among the active weights, grow the n_grow highest
-            # grow scores among the rest; scores are >= 0, excluded entries are pushed below them
-            drop = masklib.top_k_mask(self._exclude(i, -self.drop_score(p, p.grad).float(), ~old), n_drop)
-            keep = old & ~drop
+            # grow scores among the rest
+            keep = old ^ self._drop(i, p, old, n_drop)  # the dropped positions are all active
             if n_grow > 0:
-                keep = keep | masklib.top_k_mask(self._exclude(i, self.grow_score(p, p.grad).float(), keep), n_grow)
+                keep |= masklib.top_k_mask(self._exclude(i, self.grow_score(p, p.grad).float(), keep), n_grow)
             new_masks[name] = keep
+            new_counts.append(n_keep + n_grow)
         used_grad = self.uses_gradient_grow or self.drop_criterion == "magnitude_gradient"
-        self._commit(new_masks, used_grad)
+        self._commit(new_masks, used_grad, new_counts)
+
+    def _drop(self, i: int, p: torch.Tensor, active: torch.Tensor, n_drop: int) -> torch.Tensor:
+        """The ``n_drop`` active positions with the lowest drop score (ties: lower flat index)."""
+        if n_drop <= 0:
+            return torch.zeros_like(active)
+        return masklib.top_k_mask(self._exclude(i, self.drop_score(p, p.grad).float().neg_(), ~active), n_drop)
 
     def _exclude(self, i: int, key: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
-        """``key`` with the ``excluded`` entries replaced by distinct values in [-2e30, -1e30]:
-        below every score, and distinct because numpy's selection slows down ~30x on
-        large blocks of equal values."""
+        """``key`` (scores in [-1e29, 1e29]) plus a ramp in [-2e30, -1e30] at the ``excluded``
+        entries: below every score, and nearly all distinct because numpy's selection
+        slows down ~30x on large blocks of equal values."""
         ramp = self._ramps.get(i)
         if ramp is None:
             n = key.numel()
             ramp = torch.linspace(-1e30, -2e30, n, device=key.device).reshape(key.shape)
             self._ramps[i] = ramp
-        return torch.addcmul(key, excluded.float(), ramp - key)
+        return torch.addcmul(key, excluded.to(key.dtype), ramp)
 
-    def _commit(self, new_masks: dict[str, torch.Tensor], used_grad: bool) -> None:
-        old = self.masks
+    def _commit(self, new_masks: dict[str, torch.Tensor], used_grad: bool, counts: list[int] | None = None) -> None:
+        old_f = self._mask_list
         self.masks = new_masks
         self._sync_masks()
-        newly = {n: self.masks[n] & ~old[n] for n in self.names}
         for n in self.names:
             self.ever_active[n] |= self.masks[n]
-        self._refresh()
-        self._reset_state(newly)
+        self._refresh(counts)
+        self._reset_state(old_f)
         self.apply_masks()
         if used_grad:
             self._dense_grad_steps += 1
@@ -296,6 +306,11 @@ class Sparsifier:
         out["overall"] = self._overall
         return out
 
+    def itop(self) -> float:
+        """In-time over-parameterisation rate: the fraction of masked weights ever active."""
+        ever = sum(int(torch.count_nonzero(m)) for m in self.ever_active.values())
+        return ever / self.total if self.total else 1.0
+
     def log(self) -> dict[str, float]:
         """Numbers for the run history; resets the per-interval accumulators."""
         mean = self._density_sum / self._density_steps if self._density_steps else self._overall
@@ -303,7 +318,7 @@ class Sparsifier:
             "density": self._overall,
             "mean_density": mean,
             "dense_grad_steps": float(self._dense_grad_steps),
-            "itop": self._ever / self.total if self.total else 1.0,
+            "itop": self.itop(),
         }
         for n, numel in zip(self.names, self.numels):
             out[f"density/{n}"] = self.active[n] / numel
