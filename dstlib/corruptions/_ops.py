@@ -42,12 +42,42 @@ def border_index(n: int, pad: int, mode: str) -> torch.Tensor:
     return torch.from_numpy(i.astype(np.int64))
 
 
+def _pad_axis(x: torch.Tensor, axis: int, before: int, after: int, mode: str) -> torch.Tensor:
+    """Pad one axis (-2 or -1) by `before` / `after` positions: the copy of x goes to the
+    middle of a new tensor, the border slices are small index gathers."""
+    n = x.shape[axis]
+    idx = border_index(n, max(before, after), mode).to(x.device)
+    shape = list(x.shape)
+    shape[axis] = n + before + after
+    out = x.new_empty(shape)
+    out.narrow(axis, before, n).copy_(x)
+    m = max(before, after)
+    if before:
+        out.narrow(axis, 0, before).copy_(x.index_select(axis, idx[m - before:m]))
+    if after:
+        out.narrow(axis, before + n, after).copy_(x.index_select(axis, idx[m + n:m + n + after]))
+    return out
+
+
 def pad2d(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
-    """Pad the last two axes by (ph, pw) on each side."""
-    if ph:
-        x = x.index_select(-2, border_index(x.shape[-2], ph, mode).to(x.device))
-    if pw:
-        x = x.index_select(-1, border_index(x.shape[-1], pw, mode).to(x.device))
+    """Pad the last two axes by (ph, pw) on each side (a new contiguous tensor)."""
+    return pad2d_asym(x, ph, ph, pw, pw, mode)
+
+
+def pad2d_asym(x: torch.Tensor, top: int, bottom: int, left: int, right: int, mode: str) -> torch.Tensor:
+    """Pad the last two axes by (top, bottom, left, right). Floating 3-D/4-D tensors use
+    torch's own replicate / reflect padding where it equals `mode` (one copy); the rest
+    pads axis by axis with small border gathers. Either way a pure copy: same values."""
+    if not (top or bottom or left or right):
+        return x
+    h, w = x.shape[-2], x.shape[-1]
+    if x.is_floating_point() and x.ndim in (3, 4) and (
+            mode == "nearest" or (mode == "mirror" and max(top, bottom) < h and max(left, right) < w)):
+        return F.pad(x, (left, right, top, bottom), mode="replicate" if mode == "nearest" else "reflect")
+    if top or bottom:
+        x = _pad_axis(x, -2, top, bottom, mode)
+    if left or right:
+        x = _pad_axis(x, -1, left, right, mode)
     return x
 
 
@@ -71,14 +101,32 @@ def _shifted_sum(y: torch.Tensor, k: np.ndarray, axis: int) -> torch.Tensor:
     return out
 
 
+@lru_cache(maxsize=64)
+def _kernel_spectrum_np(kbytes: bytes, kshape: tuple, fh: int, fw: int) -> np.ndarray:
+    """rfft2 of the (fh, fw) array holding k[t, s] at (-t mod fh, -s mod fw) (float64):
+    multiplying by it correlates with k, output i reading inputs i .. i + kh - 1."""
+    k = np.frombuffer(kbytes, dtype=np.float64).reshape(kshape)
+    kc = np.zeros((fh, fw))
+    t = (-np.arange(kshape[0])) % fh
+    u = (-np.arange(kshape[1])) % fw
+    kc[np.ix_(t, u)] = k
+    return np.fft.rfft2(kc)
+
+
+def _kernel_spectrum(k: np.ndarray, fh: int, fw: int, dtype, device) -> torch.Tensor:
+    spec = _kernel_spectrum_np(np.ascontiguousarray(k, dtype=np.float64).tobytes(), k.shape, fh, fw)
+    cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return torch.from_numpy(spec).to(device=device, dtype=cdt)
+
+
 def _fft_correlate(y: torch.Tensor, k: np.ndarray) -> torch.Tensor:
     """'valid' 2-D correlation of a padded (.., Hp, Wp) tensor with k via real FFTs."""
     hp, wp = y.shape[-2:]
     kh, kw = k.shape
     fh, fw = fft_size(hp), fft_size(wp)  # zero padding beyond hp, wp leaves the valid part alone
-    kt = torch.as_tensor(np.ascontiguousarray(k[::-1, ::-1]), dtype=y.dtype, device=y.device)
-    spec = torch.fft.rfft2(y, s=(fh, fw)) * torch.fft.rfft2(kt, s=(fh, fw))
-    return torch.fft.irfft2(spec, s=(fh, fw))[..., kh - 1:hp, kw - 1:wp]
+    spec = torch.fft.rfft2(y, s=(fh, fw))
+    spec.mul_(_kernel_spectrum(k, fh, fw, y.dtype, y.device))
+    return torch.fft.irfft2(spec, s=(fh, fw))[..., :hp - kh + 1, :wp - kw + 1]
 
 
 MOTION_GATHER_MAX_PIXELS = 48 * 48  # motion blur: batched gathers up to this size, shifted views above
@@ -101,19 +149,57 @@ def fft_size(n: int) -> int:
 FFT_MIN_TAPS = 48  # separable kernels longer than this go through the FFT (measured: shifted views win below)
 
 
+DENSE_MAX_RATIO = 4  # an axis of length <= 4 x taps is filtered by one small matmul per plane
+
+
+@lru_cache(maxsize=128)
+def _axis_matrix(n: int, k: tuple, mode: str) -> np.ndarray:
+    """(n, n) float64 M with out[j] = sum_i M[i, j] x[i]: correlation with k (centred) on a
+    length-n axis, the `mode` border folded into the matrix."""
+    r = len(k) // 2
+    idx = border_index(n, r, mode).numpy()
+    m = np.zeros((n, n))
+    cols = np.arange(n)
+    for t, w in enumerate(k):
+        np.add.at(m, (idx[cols + t], cols), w)
+    return m
+
+
+def _dense_axis(x: torch.Tensor, k: np.ndarray, mode: str, axis: int) -> torch.Tensor:
+    """Correlation along `axis` as a batched matmul with the (n, n) border-folded matrix, one
+    plane per batch entry (the same product for every plane: batch-independent)."""
+    h, w = x.shape[-2:]
+    x3 = x.reshape(-1, h, w)
+    n = w if axis == -1 else h
+    m = torch.from_numpy(_axis_matrix(n, tuple(float(v) for v in k), mode)).to(device=x.device, dtype=x.dtype)
+    if axis == -1:
+        y = torch.bmm(x3, m.expand(x3.shape[0], n, n))
+    else:
+        y = torch.bmm(m.t().expand(x3.shape[0], n, n), x3)
+    return y.view(x.shape)
+
+
+def _filter_axis(x: torch.Tensor, k: np.ndarray, mode: str, axis: int) -> torch.Tensor:
+    """Correlation along one axis: a small matmul for short axes, else shifted views."""
+    if len(k) <= 1:
+        return x
+    n = x.shape[axis]
+    if n <= DENSE_MAX_RATIO * len(k) and x.is_floating_point():
+        return _dense_axis(x, k, mode, axis)
+    r = len(k) // 2
+    return _shifted_sum(pad2d(x, r, 0, mode) if axis == -2 else pad2d(x, 0, r, mode), k, axis)
+
+
 def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
     """Correlate every channel with kh (vertical) then kw (horizontal); odd lengths, centred.
 
-    Short kernels: sums of shifted views; long ones: one FFT correlation with the
-    outer product (differences ~1e-6). Either way each image is computed alone."""
+    Long kernels (> FFT_MIN_TAPS): one FFT correlation with the outer product
+    (differences ~1e-6); else per axis a matmul with a border-folded matrix (axes of
+    at most DENSE_MAX_RATIO x taps) or sums of shifted views (~1e-7 apart). Either
+    way each image is computed alone."""
     if max(len(kh), len(kw)) > FFT_MIN_TAPS:
         return conv2d_same(x, np.outer(kh, kw), mode)
-    y = x
-    if len(kh) > 1:
-        y = _shifted_sum(pad2d(y, len(kh) // 2, 0, mode), kh, -2)
-    if len(kw) > 1:
-        y = _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1)
-    return y
+    return _filter_axis(_filter_axis(x, kh, mode, -2), kw, mode, -1)
 
 
 def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
@@ -137,17 +223,25 @@ def _trim(k: np.ndarray) -> np.ndarray:
 
 def conv2d_same(x: torch.Tensor, k: np.ndarray, mode: str) -> torch.Tensor:
     """Correlate every channel with a centred 2-D kernel (odd sizes), `mode` borders:
-    zero borders trimmed, then shifted views (<= SHIFTED_MAX_TAPS nonzero taps) or an FFT."""
+    zero borders trimmed, then shifted views (<= SHIFTED_MAX_TAPS nonzero taps) or an FFT.
+
+    The FFT path pads the image by `mode` straight to the transform size (fft_size of
+    H + kh - 1): the extra rows and columns only meet outputs that are cut off."""
     n, c, h, w = x.shape
     k = _trim(k)
-    y = pad2d(x, k.shape[0] // 2, k.shape[1] // 2, mode)
+    rh, rw = k.shape[0] // 2, k.shape[1] // 2
     if np.count_nonzero(k) <= SHIFTED_MAX_TAPS:  # few taps: a sum of shifted views
+        y = pad2d(x, rh, rw, mode)
         out = None
         for i, j in zip(*np.nonzero(k)):
             v = y[..., i:i + h, j:j + w]
             out = v * float(k[i, j]) if out is None else out.add_(v, alpha=float(k[i, j]))
         return out
-    return _fft_correlate(y, k)  # many taps: one FFT correlation
+    fh, fw = fft_size(h + 2 * rh), fft_size(w + 2 * rw)  # many taps: one FFT correlation
+    y = pad2d_asym(x, rh, fh - h - rh, rw, fw - w - rw, mode)
+    spec = torch.fft.rfft2(y)
+    spec.mul_(_kernel_spectrum(k, fh, fw, y.dtype, y.device))
+    return torch.fft.irfft2(spec, s=(fh, fw))[..., :h, :w]
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dstlib.corruptions import _ops, _rng
 
@@ -25,50 +26,57 @@ def draw_glass_blur(seeds, p, ctx):
     d, iters = int(p[1]), int(p[2])
     shape = (iters, ctx.shape[1], ctx.shape[2])
     if d & (d - 1) == 0:
-        return {"offsets": _rng.pairs_pow2(seeds, 0, shape, (2 * d).bit_length() - 1, ctx.device) - d}
-    return {"offsets": _rng.integers(seeds, 0, shape + (2,), 2 * d, ctx.device) - d}
+        return {"offsets": _rng.pairs_pow2(seeds, 0, shape, (2 * d).bit_length() - 1, ctx.device).sub_(d)}
+    return {"offsets": _rng.integers(seeds, 0, shape + (2,), 2 * d, ctx.device).sub_(d)}
 
 
-def _shuffle(y: torch.Tensor, off: torch.Tensor, d: int) -> torch.Tensor:
-    """One pass of the reference's pixel loop, `x[h, w] <- x[h + dy, w + dx]` for
-    h from H-d down to d+1 and, inside, w from W-d down to d+1, in that order.
+def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
+    """One pass of the reference's pixel loop as a source map: after the pass, pixel p
+    holds the pass's input at map[p] (flat indices into the N images, int64).
 
-    off (N, H, W, 2) holds (dy, dx) in [-d, d-1]. With d = 1 every source is
-    still unvisited, so the loop is a parallel gather. With d >= 2 a source may
-    already have been overwritten (it comes later in raster order): those
-    chains are followed by pointer jumping, which reproduces the sequential
-    result exactly.
+    The loop does `x[h, w] <- x[h + dy, w + dx]` for h from H-d down to d+1 and,
+    inside, w from W-d down to d+1; off (N, H, W, 2) holds (dy, dx) in [-d, d-1].
+    With d = 1 every source is still unvisited, so the map is the plain source. With
+    d >= 2 a source later in raster order (dy > 0, or dy = 0 and dx > 0) inside the
+    loop's domain was overwritten before: such chains are followed to their end by
+    pointer jumping, which reproduces the sequential result exactly.
     """
-    n, c, h, w = y.shape
-    dev = y.device
-    hh = torch.arange(h, device=dev).view(1, h, 1)
-    ww = torch.arange(w, device=dev).view(1, 1, w)
-    dom = ((hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)).expand(n, h, w)
-    p = (hh * w + ww).expand(n, h, w)
-    q = (hh + off[..., 0]) * w + (ww + off[..., 1])
-    q = torch.where(dom, q, p).reshape(n, h * w)
-    p = p.reshape(n, h * w)
-    domf = dom.reshape(n, h * w)
-    if d > 1:
-        later = domf & torch.gather(domf, 1, q) & (q > p)
-        parent = torch.where(later, q, p)
-        for _ in range(max(1, math.ceil(math.log2(h * w))) + 1):
-            nxt = torch.gather(parent, 1, parent)
-            if torch.equal(nxt, parent):  # every chain has reached its root
-                break
-            parent = nxt
-        q = torch.gather(q, 1, parent)  # the root's source (a root that is not in the domain keeps itself)
-    return torch.gather(y.reshape(n, c, h * w), 2, q.unsqueeze(1).expand(n, c, h * w)).view(n, c, h, w)
+    n = off.shape[0]
+    dev = off.device
+    hh = torch.arange(h, device=dev, dtype=torch.int32).view(h, 1)
+    ww = torch.arange(w, device=dev, dtype=torch.int32).view(1, w)
+    dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W)
+    dy, dx = off[..., 0], off[..., 1]
+    delta = (dy * w + dx) * dom  # (N, H, W) int32; 0 outside the domain
+    base = (torch.arange(n, device=dev, dtype=torch.int64) * (h * w)).view(n, 1, 1) + (hh * w + ww)
+    src = (base + delta).reshape(-1)  # int64 flat sources
+    if d == 1:
+        return src
+    sy, sx = hh + dy, ww + dx  # the source's row and column
+    later = dom & (delta > 0) & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
+    parent = (base + delta * later).reshape(-1)  # the next pixel of a chain, or the pixel itself
+    while True:  # pointer jumping: every pixel ends at its chain's last pixel
+        nxt = parent.index_select(0, parent)
+        if torch.equal(nxt, parent):
+            break
+        parent = nxt
+    return src.index_select(0, parent)
 
 
 def apply_glass_blur(x, p, ctx, f):
-    """Blur, np.uint8(* 255), shuffle pixels `iterations` times, blur again (sigma, max_delta, iterations)."""
+    """Blur, np.uint8(* 255), shuffle pixels `iterations` times, blur again (sigma, max_delta, iterations).
+
+    The passes' source maps are composed first, so the image is gathered once."""
     sigma, d, iters = float(p[0]), int(p[1]), int(p[2])
-    y = torch.floor(_ops.gaussian_blur(x, sigma) * 255)
-    off = f["offsets"].to(x.device).long()
-    for i in range(iters):
-        y = _shuffle(y, off[:, i], d)
-    return _ops.gaussian_blur(y / 255.0, sigma).clamp(0, 1) * 255
+    n, c, h, w = x.shape
+    y = torch.floor_(_ops.gaussian_blur(x, sigma).mul(255))
+    off = f["offsets"].to(x.device)
+    q = None
+    for i in range(iters - 1, -1, -1):  # composed map: last pass's map into the earlier ones
+        m = _source_map(off[:, i], d, h, w)
+        q = m if q is None else m.index_select(0, q)
+    y = torch.stack([y[:, j].reshape(-1).index_select(0, q).view(n, h, w) for j in range(c)], 1)
+    return _ops.gaussian_blur(y.div_(255.0), sigma).clamp_(0, 1).mul_(255)
 
 
 def draw_motion_blur(seeds, p, ctx):
@@ -94,13 +102,53 @@ def zoom_factors(p) -> np.ndarray:
     return np.arange(p[0], p[1], p[2])
 
 
+PLANE_BLOCK = 16  # planes-last buffers hold a multiple of this many planes (zero planes added)
+
+
+def _to_planes_last(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (1, P', H, W) in channels_last memory: the N*C planes as channels,
+    zero planes up to a multiple of PLANE_BLOCK. Channel-vectorised kernels then treat
+    every real plane alike in any batch (no scalar tail)."""
+    n, c, h, w = x.shape
+    p = n * c
+    pp = -(-p // PLANE_BLOCK) * PLANE_BLOCK
+    buf = x.new_empty((h, w, pp))
+    buf[..., :p] = x.reshape(p, h * w).t().view(h, w, p)
+    if pp > p:
+        buf[..., p:] = 0
+    return buf.permute(2, 0, 1).unsqueeze(0)
+
+
+def _zoom_layer(xc: torch.Tensor, z: float, trim: str) -> torch.Tensor:
+    """_ops.clipped_zoom on a planes-last image (corner-aligned bilinear on the centre crop)."""
+    h, w = xc.shape[-2:]
+    ch, cw = int(math.ceil(h / z)), int(math.ceil(w / z))
+    oh, ow = _ops.scipy_zoom_size(ch, z), _ops.scipy_zoom_size(cw, z)
+    t0, l0 = (h - ch) // 2, (w - cw) // 2
+    crop = xc[:, :, t0:t0 + ch, l0:l0 + cw]
+    if (oh, ow) == (ch, cw):
+        big = crop
+    else:
+        crop = crop.contiguous(memory_format=torch.channels_last)
+        big = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
+    th, tw = ((oh - h) // 2, (ow - w) // 2) if trim == "center" else (0, 0)
+    return big[:, :, th:th + h, tw:tw + w]
+
+
 def apply_zoom_blur(x, p, ctx, f):
-    """(x + sum of clipped zooms) / (n + 1), clipped."""
+    """(x + sum of clipped zooms) / (n + 1), clipped. The zooms run on one planes-last
+    copy of the batch (bilinear vectorised over all planes), summed in factor order."""
     zs = zoom_factors(p)
-    out = torch.zeros_like(x)
+    n, c, h, w = x.shape
+    xc = _to_planes_last(x)
+    acc = None
     for z in zs:
-        out = out + _ops.clipped_zoom(x, float(z), ctx.style["zoom_trim"])
-    return ((x + out) / (len(zs) + 1)).clamp(0, 1) * 255
+        layer = _zoom_layer(xc, float(z), ctx.style["zoom_trim"])
+        acc = layer.clone(memory_format=torch.channels_last) if acc is None else acc.add_(layer)
+    out = acc.add_(xc, alpha=1) if acc is not None else xc.clone()
+    # x + sum, as the reference adds them (addition commutes exactly)
+    out = out.div_(len(zs) + 1)[0, :n * c].contiguous().view(n, c, h, w)
+    return out.clamp_(0, 1).mul_(255)
 
 
 CORRUPTIONS = {

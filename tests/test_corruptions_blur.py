@@ -1,0 +1,63 @@
+"""Blur building blocks: padding, glass blur's shuffle map, batch invariance of the
+planes-last zoom and the matmul filter paths."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dstlib import corruptions as C
+from dstlib.corruptions import _ops
+from dstlib.corruptions.blur import _source_map
+from _corruption_refs import natural_images
+
+
+def _pad_by_gather(x, top, bottom, left, right, mode):
+    hi = _ops.border_index(x.shape[-2], max(top, bottom), mode)
+    wi = _ops.border_index(x.shape[-1], max(left, right), mode)
+    hi = hi[max(top, bottom) - top:len(hi) - (max(top, bottom) - bottom)]
+    wi = wi[max(left, right) - left:len(wi) - (max(left, right) - right)]
+    return x.index_select(-2, hi).index_select(-1, wi)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror"])
+def test_pad_equals_index_gather(mode):
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 3, 7, 9), (3, 5, 6), (1, 1, 1, 4)):
+        for dtype in (torch.float32, torch.int32):
+            x = (torch.rand(shape, generator=g) * 100).to(dtype)
+            for t, b, l, r in ((0, 0, 2, 2), (3, 3, 0, 0), (1, 6, 2, 11), (9, 9, 9, 9)):
+                got = _ops.pad2d_asym(x, t, b, l, r, mode)
+                assert torch.equal(got, _pad_by_gather(x, t, b, l, r, mode)), (shape, dtype, t, b, l, r)
+
+
+def _sequential_pass(img, off, d):
+    """The reference's loop, literally: x[h, w] <- x[h + dy, w + dx], bottom-right first."""
+    x = img.copy()
+    hgt, wid = x.shape
+    for h in range(hgt - d, d, -1):
+        for w in range(wid - d, d, -1):
+            dy, dx = off[h, w]
+            x[h, w] = x[h + dy, w + dx]
+    return x
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_glass_source_map_equals_the_sequential_loop(d):
+    rng = np.random.default_rng(d)
+    n, h, w = 3, 13, 11
+    off = rng.integers(-d, d, size=(n, h, w, 2))
+    img = rng.integers(0, 1000, size=(n, h, w))
+    q = _source_map(torch.from_numpy(off).to(torch.int32), d, h, w)
+    got = torch.from_numpy(img).reshape(-1)[q].view(n, h, w).numpy()
+    for i in range(n):
+        assert np.array_equal(got[i], _sequential_pass(img[i], off[i], d))
+
+
+@pytest.mark.parametrize("name,size,table", [("zoom_blur", 32, "cifar"), ("zoom_blur", 40, "imagenet"),
+                                             ("gaussian_blur", 32, "imagenet"), ("defocus_blur", 32, "imagenet")])
+def test_planes_last_and_matmul_paths_are_batch_invariant(name, size, table):
+    x = natural_images(7, size, seed=9)  # 21 planes: one full 16-plane block and a partial one
+    full = C.corrupt(x, name, 5, table=table)
+    for lo, hi in ((0, 1), (6, 7), (2, 7)):
+        assert torch.equal(C.corrupt(x[lo:hi], name, 5, table=table, index=torch.arange(lo, hi)), full[lo:hi])
