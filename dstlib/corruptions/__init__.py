@@ -53,9 +53,10 @@ __all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
            "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
 
-VERSION = 2
-"""Bumped whenever the pixels `corrupt` returns change (2: counter-based draws);
-cached evaluations keyed on it are then recomputed."""
+VERSION = 3
+"""Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
+3: float32 elastic sampling, FFT defocus, batched zoom, matmul Gaussians: a few
+pixels move by one level); cached evaluations keyed on it are then recomputed."""
 
 _REGISTRY: dict = {}
 for _m in (noise, blur, weather, digital):

@@ -78,8 +78,8 @@ def apply_fog(x, p, ctx, f):
     else:
         pl = plasma_fractal(f["plasma_u"].to(x.device), next_pow2(max(h, w)), decay).to(x.dtype)
     mx = x.amax(dim=(1, 2, 3), keepdim=True)
-    y = x + s * pl[:, None, :h, :w]
-    return (y * mx / (mx + s)).clamp(0, 1) * 255
+    y = torch.add(x, pl[:, None, :h, :w] * s)
+    return y.mul_(mx).div_(mx + s).clamp_(0, 1).mul_(255)
 
 
 # ---------------------------------------------------------------- frost
@@ -175,11 +175,14 @@ def apply_snow(x, p, ctx, f):
     layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1) * 255
     if ctx.style["snow_quantize"]:
         layer = torch.floor(layer)
-    layer = torch.round(_ops.motion_blur(layer, int(rad), float(sig), f["angle"])) / 255
+    layer = _ops.motion_blur(layer, int(rad), float(sig), f["angle"])
     layer = layer[:, :, :x.shape[2], :x.shape[3]]  # the package blurs the whole zoomed layer, then crops
-    gray = x if x.shape[1] == 1 else _ops.to_gray(x)
-    y = blend * x + (1 - blend) * torch.maximum(x, gray * 1.5 + 0.5)
-    return (y + layer + torch.flip(layer, dims=(2, 3))).clamp(0, 1) * 255
+    layer = torch.round(layer).div_(255)
+    # blend * x + (1 - blend) * max(x, 1.5 gray + 0.5), in place (same operations, same order)
+    g = (x if x.shape[1] == 1 else _ops.to_gray(x)).mul(1.5).add_(0.5)
+    y = torch.maximum(x, g).mul_(1 - blend).add_(x * blend)
+    y.add_(layer).add_(torch.flip(layer, dims=(2, 3)))
+    return y.clamp_(0, 1).mul_(255)
 
 
 # ---------------------------------------------------------------- spatter
@@ -201,28 +204,33 @@ def _shift(t, dy, dx, fill):
 def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     """OpenCV cv2.Canny(img, low, high) on 8-bit images (N, H, W) of integer values:
     3x3 Sobel with BORDER_REPLICATE, L1 magnitude, OpenCV's non-maximum
-    suppression (tan 22.5 in 15-bit fixed point), 8-connected hysteresis. Bool edges."""
+    suppression (tan 22.5 in 15-bit fixed point), 8-connected hysteresis. Bool edges.
+    The Sobel runs separably in int16 (|g| <= 1020, |gx| + |gy| <= 2040: exact)."""
     n, h, w = img.shape
-    p = _ops.pad2d(img.to(torch.int32), 1, 1, "nearest")
-    a = lambda dy, dx: p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
-    gx = (a(-1, 1) + 2 * a(0, 1) + a(1, 1)) - (a(-1, -1) + 2 * a(0, -1) + a(1, -1))
-    gy = (a(1, -1) + 2 * a(1, 0) + a(1, 1)) - (a(-1, -1) + 2 * a(-1, 0) + a(-1, 1))
+    p = _ops.pad2d(img.to(torch.int16), 1, 1, "nearest")
+    sv = p[:, 1:-1] * 2  # vertical [1, 2, 1] and [-1, 0, 1] over all padded columns
+    sv += p[:, :-2]
+    sv += p[:, 2:]
+    dv = p[:, 2:] - p[:, :-2]
+    gx = sv[:, :, 2:] - sv[:, :, :-2]
+    gy = dv[:, :, 1:-1] * 2
+    gy += dv[:, :, :-2]
+    gy += dv[:, :, 2:]
     ax, ay = gx.abs(), gy.abs()
-    m = ax + ay
-    ay = ay * (1 << 15)  # |g| <= 1020: fits int32 with the shifts below
-    tg22 = ax * _TG22
-    tg67 = tg22 + ax * (1 << 16)
-    horiz = ay < tg22
-    vert = ~horiz & (ay > tg67)
-    diag = ~horiz & ~vert
+    mp = torch.nn.functional.pad(ax + ay, (1, 1, 1, 1))  # magnitude, zero border
+    m = mp[:, 1:-1, 1:-1]
+    ax32 = ax.to(torch.int32)
+    ay32 = ay.to(torch.int32).mul_(1 << 15)
+    tg22 = ax32 * _TG22
+    horiz = ay32 < tg22
+    vert = ay32 > tg22.add_(ax32.mul_(1 << 16))  # tg67 = tg22 + ax * 2^16 >= tg22
+    diag = ~(horiz | vert)
     s_pos = (gx < 0) == (gy < 0)
-    mp = torch.zeros((n, h + 2, w + 2), dtype=m.dtype, device=m.device)
-    mp[:, 1:-1, 1:-1] = m
     z = lambda dy, dx: mp[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
-    keep_h = horiz & (m > z(0, -1)) & (m >= z(0, 1))
-    keep_v = vert & (m > z(-1, 0)) & (m >= z(1, 0))
-    keep_d = diag & torch.where(s_pos, (m > z(-1, -1)) & (m > z(1, 1)), (m > z(-1, 1)) & (m > z(1, -1)))
-    cand = (m > low) & (keep_h | keep_v | keep_d)
+    keep = horiz & (m > z(0, -1)) & (m >= z(0, 1))
+    keep |= vert & (m > z(-1, 0)) & (m >= z(1, 0))
+    keep |= diag & torch.where(s_pos, (m > z(-1, -1)) & (m > z(1, 1)), (m > z(-1, 1)) & (m > z(1, -1)))
+    cand = keep & (m > low)
     edge = cand & (m > high)
     while True:
         grown = cand & _dilate3(edge)
@@ -242,51 +250,76 @@ def _dilate3(e: torch.Tensor) -> torch.Tensor:
     return out
 
 
-_CHAMFER = ([(0, 1), (0, -1), (1, 0), (-1, 0)], 65536,
-            [(1, 1), (1, -1), (-1, 1), (-1, -1)], 91750,
-            [(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)], 143976)
+_CHAMFER_A, _CHAMFER_B, _CHAMFER_C = 65536, 91750, 143976  # 1, 1.4, 2.1969 in 16-bit fixed point
+# the 16 moves of the 5x5 chamfer mask by angle: straight, knight, diagonal, knight, straight, ...
+_RAYS = ((0, 1), (1, 2), (1, 1), (2, 1), (1, 0), (2, -1), (1, -1), (1, -2),
+         (0, -1), (-1, -2), (-1, -1), (-2, -1), (-1, 0), (-2, 1), (-1, 1), (-1, 2))
+
+
+def _ray_cost(g: tuple) -> int:
+    return _CHAMFER_A if 0 in g else (_CHAMFER_B if abs(g[0]) == abs(g[1]) else _CHAMFER_C)
+
+
+def _doubling(count: int) -> list[int]:
+    """Shifts 1, 2, 4, ..., r whose running minima cover every multiple 0..count."""
+    out, covered = [], 0
+    while covered < count:
+        out.append(min(covered + 1, count - covered))
+        covered += out[-1]
+    return out
+
+
+@lru_cache(maxsize=32)
+def _chamfer_plan(cap: float, h: int, w: int) -> tuple:
+    """Per pair of neighbouring rays (g, k): the linear potential (wy, wx) with
+    w.g = cost(g), w.k = cost(k), and the (dy, dx) shifts of their doubling passes:
+    enough moves of each kind for any path shorter than `cap`, none longer than the image."""
+    lim = int(cap * 65536)
+    plan = []
+    for i in range(0, 16, 2):
+        g, k = _RAYS[i], _RAYS[i + 1]
+        cg, ck = _ray_cost(g), _ray_cost(k)
+        det = g[0] * k[1] - g[1] * k[0]  # +-1 or +-2; the potentials come out integer
+        wy, wx = (cg * k[1] - ck * g[1]) // det, (ck * g[0] - cg * k[0]) // det
+        assert wy * g[0] + wx * g[1] == cg and wy * k[0] + wx * k[1] == ck
+        shifts = tuple((r[0] * s, r[1] * s) for r, c in ((g, cg), (k, ck)) for s in _doubling((lim - 1) // c)
+                       if abs(r[0]) * s < h and abs(r[1]) * s < w)
+        plan.append(((wy, wx), shifts))
+    return tuple(plan)
 
 
 def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
     """OpenCV distanceTransform(src, DIST_L2, 5), then min(., cap): the 5x5 chamfer
-    distance (1, 1.4, 2.1969 in 16-bit fixed point) to the nearest zero pixel,
-    computed by min-plus relaxation on a padded int32 copy until nothing changes;
-    the neighbour minima share their horizontal pair minima, and each pass also
-    takes two straight or two diagonal steps (fewer passes; same distances).
+    distance (1, 1.4, 2.1969 in 16-bit fixed point) to the nearest zero pixel.
+
+    A shortest path needs only two neighbouring moves of the 16 (straight + knight or
+    knight + diagonal; the costs are convex and each such pair spans the lattice), and
+    their moves in any order stay inside the pixels' bounding box, hence the image. So
+    the distance is a sequence of 16 one-dimensional min-plus passes, one per move, each
+    over at most (cap / cost) moves, done by doubling shifts (1, 2, 4, ...). Subtracting
+    a linear potential phi with phi(q) - phi(q - g) = cost(g) for both moves of a pair
+    turns each pass into plain minima of shifted views. int32 throughout: exact.
     Distances above `cap` are only known to be: exact up to `cap`."""
-    big = int(cap * 65536) + 1  # a pixel within `cap` has a shortest path through pixels within `cap`
     n, h, w = src.shape
-    d = torch.where(src == 0, 0, big).to(torch.int32)
-    _, a, _, b, _, c = _CHAMFER
-    pad = torch.full((n, h + 4, w + 4), big, dtype=torch.int32, device=src.device)
-    buf = lambda *shape: torch.empty(shape, dtype=torch.int32, device=src.device)  # noqa: E731
-    h1, h2 = buf(n, h + 4, w), buf(n, h + 4, w)  # reused: no allocation inside the loop
-    t1, t2, new = buf(n, h, w), buf(n, h, w), buf(n, h, w)
-    mn = lambda u, v, out: torch.minimum(u, v, out=out)  # noqa: E731
-    while True:
-        pad[:, 2:2 + h, 2:2 + w] = d
-        mn(pad[:, :, 1:1 + w], pad[:, :, 3:3 + w], h1)  # (x - 1, x + 1), all padded rows
-        mn(pad[:, :, 0:w], pad[:, :, 4:4 + w], h2)  # (x - 2, x + 2)
-        mn(pad[:, 1:1 + h, 2:2 + w], pad[:, 3:3 + h, 2:2 + w], t1)  # straight
-        mn(t1, h1[:, 2:2 + h], t1).add_(a)
-        mn(d, t1, new)
-        mn(h1[:, 1:1 + h], h1[:, 3:3 + h], t1).add_(b)  # diagonal
-        mn(new, t1, new)
-        mn(h2[:, 1:1 + h], h2[:, 3:3 + h], t1)  # knight
-        mn(h1[:, 0:h], h1[:, 4:4 + h], t2)
-        mn(t1, t2, t1).add_(c)
-        mn(new, t1, new)
-        # two straight or two diagonal steps at once (exact: their cost is the path's)
-        mn(pad[:, 0:h, 2:2 + w], pad[:, 4:4 + h, 2:2 + w], t1)
-        mn(t1, h2[:, 2:2 + h], t1).add_(2 * a)
-        mn(new, t1, new)
-        mn(h2[:, 0:h], h2[:, 4:4 + h], t1).add_(2 * b)
-        mn(new, t1, new)
-        new.clamp_(max=big)
-        if torch.equal(new, d):
-            break
-        d, new = new, d
-    return (d.double() / 65536).clamp(max=cap).float()
+    plan = _chamfer_plan(float(cap), h, w)
+    big = int(cap * 65536) + 1
+    r = max([1] + [max(abs(dy), abs(dx)) for _, sh in plan for dy, dx in sh])
+    # two buffers with a border of r that stays "infinite": shifted views read it past the edge
+    bufs = [torch.full((n, h + 2 * r, w + 2 * r), 1 << 30, dtype=torch.int32, device=src.device) for _ in range(2)]
+    cur, nxt = (b[:, r:r + h, r:r + w] for b in bufs)
+    cur.copy_(torch.where(src == 0, 0, big))
+    ys = torch.arange(h, dtype=torch.int32, device=src.device).view(h, 1)
+    xs = torch.arange(w, dtype=torch.int32, device=src.device).view(1, w)
+    (wy0, wx0), i = (0, 0), 0
+    for (wy, wx), shifts in plan:
+        cur.sub_(ys * (wy - wy0) + xs * (wx - wx0))  # values are now d - phi
+        wy0, wx0 = wy, wx
+        for dy, dx in shifts:
+            torch.minimum(cur, bufs[i][:, r - dy:r - dy + h, r - dx:r - dx + w], out=nxt)
+            i ^= 1
+            cur, nxt = nxt, cur
+    cur.add_(ys * wy0 + xs * wx0).clamp_(max=big)
+    return cur.float().div_(65536).clamp_(max=cap)  # d < 2^24: exact in float32
 
 
 def equalize_hist(img: torch.Tensor) -> torch.Tensor:
@@ -307,7 +340,7 @@ def equalize_hist(img: torch.Tensor) -> torch.Tensor:
 
 def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
     """The reference's water-drop mask m (before /max), (N, H, W), from the thresholded liquid layer."""
-    l8 = torch.remainder(torch.floor(liquid * 255), 256)  # numpy float -> uint8 wraps
+    l8 = (liquid * 255).to(torch.int32).bitwise_and_(255)  # numpy float -> uint8 truncates and wraps (liquid >= 0)
     edges = canny(l8)
     dist = distance_to_zero(torch.where(edges, 0, 255))
     dist = torch.floor(_ops.box_blur3(dist[:, None])[:, 0])
@@ -332,7 +365,7 @@ def apply_spatter(x, p, ctx, f):
     n, c, h, w = x.shape
     # float64 as the reference (the 8-bit layer and the threshold are sensitive to it),
     # as sums of shifted views
-    liquid = loc + scale * f["normal"].to(x.device, torch.float64)
+    liquid = f["normal"].to(x.device, torch.float64).mul(scale).add_(loc)
     k = _ops.gaussian_kernel1d(float(sigma))
     liquid = _ops.separable_shifted(liquid, k, k, "nearest") if len(k) > 1 else liquid
     liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)[:, 0]
@@ -344,11 +377,11 @@ def apply_spatter(x, p, ctx, f):
         mx = m.amax(dim=(1, 2), keepdim=True)
         m = torch.where(mx > 0, m / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(m))
         m = (m * inten)[:, None].to(x.dtype)
-        return (x + m * colour).clamp(0, 1) * 255
+        return (m * colour).add_(x).clamp_(0, 1).mul_(255)
     m = (liquid > thr).to(x.dtype)[:, None]
     m = _ops.gaussian_blur(m, float(inten))
     m = torch.where(m < 0.8, torch.zeros_like(m), m)
-    return (x * (1 - m) + colour * m).clamp(0, 1) * 255
+    return (x * (1 - m)).add_(colour * m).clamp_(0, 1).mul_(255)
 
 
 CORRUPTIONS = {
