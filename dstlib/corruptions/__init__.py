@@ -24,7 +24,7 @@ uint8, same shape and device. Conventions:
   `fields` (see `random_fields`) overrides the draws, e.g. with a reference's.
 - Speed (benchmarks/bench_corruptions.py): everything is batched. Big 2-D
   kernels (defocus, long Gaussians) go through real FFTs, sparse ones through
-  sums of shifted views; motion blur gathers per tap (small images) or adds
+  sums of shifted views; motion blur copies rows per tap (up to 64x64) or adds
   shifted views per image; brightness and saturate use the closed form of the
   HSV round trip (channels scale with v, move affinely with s); pixelate runs
   Pillow on big CPU images and an exact int32 port of its box filter else;

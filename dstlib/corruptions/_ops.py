@@ -129,7 +129,7 @@ def _fft_correlate(y: torch.Tensor, k: np.ndarray) -> torch.Tensor:
     return torch.fft.irfft2(spec, s=(fh, fw))[..., :hp - kh + 1, :wp - kw + 1]
 
 
-MOTION_GATHER_MAX_PIXELS = 48 * 48  # motion blur: batched gathers up to this size, shifted views above
+MOTION_GATHER_MAX_PIXELS = 64 * 64  # motion blur: batched row copies up to this size, per-image shifted views above
 
 
 @lru_cache(maxsize=None)
@@ -396,24 +396,10 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Ten
     dx = np.ceil(i[None] * px[:, None] / hyp[:, None] - 0.5)
     bad = (np.abs(dy) >= h) | (np.abs(dx) >= w)
     live = np.cumsum(bad, axis=1) == 0
+    if h * w <= MOTION_GATHER_MAX_PIXELS:
+        return _motion_gather(x, k, dy, dx, live)
     pad = int(max(np.abs(dy[live]).max(initial=0), np.abs(dx[live]).max(initial=0)))
     xp = pad2d(x, pad, pad, "nearest")  # edges repeated, as the clamped reads
-    if h * w <= MOTION_GATHER_MAX_PIXELS:
-        # small images: one batched gather per tap (per-image offsets into the padded image)
-        hp, wp = xp.shape[-2:]
-        flat = xp.reshape(n, c, hp * wp)
-        base = ((torch.arange(h, device=x.device).view(h, 1) + pad) * wp
-                + torch.arange(w, device=x.device).view(1, w) + pad).view(1, 1, h * w)
-        off = torch.from_numpy(np.where(live, dy * wp + dx, 0).astype(np.int64)).to(x.device)  # dead taps: weight 0
-        wk = torch.from_numpy(np.where(live, k[None], 0.0)).to(x.device, x.dtype)
-        out = None
-        for t in range(width):
-            if not live[:, t].any():
-                break
-            g = torch.gather(flat, 2, (base + off[:, t].view(n, 1, 1)).expand(n, c, h * w))
-            g.mul_(wk[:, t].view(n, 1, 1))
-            out = g if out is None else out.add_(g)
-        return out.view(n, c, h, w) if out is not None else torch.zeros_like(x)
     out = torch.empty_like(x)
     kl = k.tolist()
     for b in range(n):  # one image at a time: every tap is a plain shifted view
@@ -426,3 +412,42 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Ten
             acc = torch.mul(v, kl[t]) if acc is None else acc.add_(v, alpha=kl[t])
         out[b] = acc if acc is not None else 0
     return out
+
+
+def _motion_gather(x: torch.Tensor, k: np.ndarray, dy: np.ndarray, dx: np.ndarray, live: np.ndarray) -> torch.Tensor:
+    """motion_blur for small images: one batched row copy per tap.
+
+    A channels-last copy of the batch, its columns padded by repeated edges, is read
+    as overlapping windows of W pixels (all channels);
+    a tap's output row y of image b is the window at row clamp(y + dy), column dx, so
+    a tap is one index_select of N*H contiguous rows (not one gather per value). Values
+    are only moved, and each tap is weighted and added in tap order as before: the
+    same float operations, the same result."""
+    n, c, h, w = x.shape
+    cp = c
+    dev = x.device
+    dyl, dxl = np.where(live, dy, 0).astype(np.int64), np.where(live, dx, 0).astype(np.int64)
+    left, right = max(0, -int(dxl.min())), max(0, int(dxl.max()))
+    wp = w + left + right
+    buf = x.new_empty((n, h, wp, cp))
+    buf[:, :, left:left + w, :c] = x.permute(0, 2, 3, 1)
+    if left:
+        buf[:, :, :left, :c] = x[..., :1].permute(0, 2, 3, 1).expand(n, h, left, c)
+    if right:
+        buf[:, :, left + w:, :c] = x[..., -1:].permute(0, 2, 3, 1).expand(n, h, right, c)
+    npix = n * h * wp
+    win = buf.view(-1).as_strided((npix - w + 1, w * cp), (cp, 1))  # window p: pixels p .. p + W - 1
+    rows = np.clip(np.arange(h)[None, None] + dyl[..., None], 0, h - 1)  # (N, T, H) source rows
+    starts = (np.arange(n)[:, None, None] * h + rows) * wp + left + dxl[..., None]
+    starts = torch.from_numpy(np.ascontiguousarray(starts.transpose(1, 0, 2))).to(dev)  # (T, N, H)
+    wk = torch.from_numpy(np.where(live, k[None], 0.0)).to(dev, x.dtype)
+    out = None
+    for t in range(dy.shape[1]):
+        if not live[:, t].any():
+            break
+        g = win.index_select(0, starts[t].view(-1)).view(n, h * w * cp)
+        g.mul_(wk[:, t].view(n, 1))
+        out = g if out is None else out.add_(g)
+    if out is None:
+        return torch.zeros_like(x)
+    return out.view(n, h, w, cp)[..., :c].permute(0, 3, 1, 2).contiguous()
