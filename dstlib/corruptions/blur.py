@@ -32,14 +32,15 @@ def draw_glass_blur(seeds, p, ctx):
 
 def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
     """One pass of the reference's pixel loop as a source map: after the pass, pixel p
-    holds the pass's input at map[p] (flat indices into the N images, int64).
+    holds the pass's input at map[p] (flat int32 indices into the N images).
 
     The loop does `x[h, w] <- x[h + dy, w + dx]` for h from H-d down to d+1 and,
     inside, w from W-d down to d+1; off (N, H, W, 2) holds (dy, dx) in [-d, d-1].
     With d = 1 every source is still unvisited, so the map is the plain source. With
     d >= 2 a source later in raster order (dy > 0, or dy = 0 and dx > 0) inside the
     loop's domain was overwritten before: such chains are followed to their end by
-    pointer jumping, which reproduces the sequential result exactly.
+    pointer jumping, which reproduces the sequential result exactly. Indices are
+    int32 (half the memory traffic of int64; N H W < 2^31 is checked by the caller).
     """
     n = off.shape[0]
     dev = off.device
@@ -47,14 +48,16 @@ def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
     ww = torch.arange(w, device=dev, dtype=torch.int32).view(1, w)
     dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W)
     dy, dx = off[..., 0], off[..., 1]
-    delta = (dy * w + dx) * dom  # (N, H, W) int32; 0 outside the domain
-    base = (torch.arange(n, device=dev, dtype=torch.int64) * (h * w)).view(n, 1, 1) + (hh * w + ww)
-    src = (base + delta).reshape(-1)  # int64 flat sources
+    delta = dy * w
+    delta += dx
+    delta *= dom  # (N, H, W) int32; 0 outside the domain
+    base = (torch.arange(n, device=dev, dtype=torch.int32) * (h * w)).view(n, 1, 1) + (hh * w + ww)
+    src = (base + delta).view(-1)
     if d == 1:
         return src
-    sy, sx = hh + dy, ww + dx  # the source's row and column
-    later = dom & (delta > 0) & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
-    parent = (base + delta * later).reshape(-1)  # the next pixel of a chain, or the pixel itself
+    sy, sx = dy + hh, dx + ww  # the source's row and column
+    later = (delta > 0) & dom & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
+    parent = (base + delta * later).view(-1)  # the next pixel of a chain, or the pixel itself
     while True:  # pointer jumping: every pixel ends at its chain's last pixel
         nxt = parent.index_select(0, parent)
         if torch.equal(nxt, parent):
@@ -69,8 +72,10 @@ def apply_glass_blur(x, p, ctx, f):
     The passes' source maps are composed first, so the image is gathered once."""
     sigma, d, iters = float(p[0]), int(p[1]), int(p[2])
     n, c, h, w = x.shape
-    y = torch.floor_(_ops.gaussian_blur(x, sigma).mul(255))
-    off = f["offsets"].to(x.device)
+    if n * h * w >= 2 ** 31:
+        raise ValueError(f"x.shape={tuple(x.shape)} is invalid for glass_blur; allowed: N*H*W < 2^31 (split the batch)")
+    y = torch.floor_(_ops.gaussian_blur(x, sigma).mul_(255))
+    off = f["offsets"].to(device=x.device, dtype=torch.int32)
     q = None
     for i in range(iters - 1, -1, -1):  # composed map: last pass's map into the earlier ones
         m = _source_map(off[:, i], d, h, w)
