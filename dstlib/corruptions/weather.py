@@ -25,45 +25,93 @@ def plasma_draws(size: int) -> int:
     return 3 * sum(4 ** j for j in range(int(math.log2(size))))
 
 
-def plasma_fractal(u: torch.Tensor, size: int, decay: float) -> torch.Tensor:
-    """Batched diamond-square plasma (the reference's plasma_fractal), in [0, 1].
+@lru_cache(maxsize=16)
+def _plasma_scales(size: int, decay: float, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per draw (a, b) with noise = a * u + b = wibble * (-wibble + 2 * wibble * u)."""
+    a, b, wibble = [], [], 100.0
+    for j in range(int(math.log2(size))):
+        a.append(np.full(3 * 4 ** j, 2 * wibble * wibble))
+        b.append(np.full(3 * 4 ** j, -wibble * wibble))
+        wibble /= decay
+    return (torch.from_numpy(np.concatenate(a)).float().to(device),
+            torch.from_numpy(np.concatenate(b)).float().to(device))
+
+
+def _add_rolled(a: torch.Tensor, b: torch.Tensor, dim: int, shift: int, out: torch.Tensor) -> torch.Tensor:
+    """out = a + roll(b, shift, dim) for shift +-1, as two slice additions."""
+    k = a.shape[dim]
+    s = slice(1, None) if shift == 1 else slice(None, -1)
+    t = slice(None, -1) if shift == 1 else slice(1, None)
+    e, f = (0, k - 1) if shift == 1 else (k - 1, 0)
+    torch.add(a.narrow(dim, s.start or 0, k - 1), b.narrow(dim, t.start or 0, k - 1),
+              out=out.narrow(dim, s.start or 0, k - 1))
+    torch.add(a.narrow(dim, e, 1), b.narrow(dim, f, 1), out=out.narrow(dim, e, 1))
+    return out
+
+
+def plasma_map(u: torch.Tensor, size: int, decay: float, h: int | None = None, w: int | None = None) -> torch.Tensor:
+    """Batched diamond-square plasma (the reference's plasma_fractal) in float32,
+    normalised to [0, 1] over the whole size x size map, top-left h x w returned.
 
     u (N, plasma_draws(size)) are U[0, 1) draws consumed in the reference's order
     (per level: squares, then the two diamond sets, each k x k row-major); each
     becomes wibble * U(-wibble, wibble), wibble starting at 100 and divided by
-    `decay` per level.
+    `decay` per level. Each level's corner grid c (k x k) gives the squares
+    dr = (c + c[i+1] + c[j+1] + c[i+1, j+1]) / 4 + noise and the diamonds from dr and
+    c (wrapping around), interleaved into the next corner grid (2k x 2k); the last
+    level is written, normalised, straight into the h x w crop.
     """
-    n = u.shape[0]
-    m = torch.zeros(n, size, size, dtype=torch.float64, device=u.device)
-    step, wibble, pos = size, 100.0, 0
+    h, w = h or size, w or size
+    n, dev = u.shape[0], u.device
+    sa, sb = _plasma_scales(size, float(decay), str(dev))
+    nz = torch.addcmul(sb, u.to(torch.float32), sa)  # (N, draws): all levels' noise
+    c = torch.zeros(n, 1, 1, dtype=torch.float32, device=dev)
+    k, pos = 1, 0
 
-    def noise(k):
+    def noise():
         nonlocal pos
-        v = u[:, pos:pos + k * k].reshape(n, k, k).double()
+        v = nz[:, pos:pos + k * k].view(n, k, k)
         pos += k * k
-        return wibble * (-wibble + 2 * wibble * v)
+        return v
 
-    while step >= 2:
-        k, hs = size // step, step // 2
-        corner = m[:, 0:size:step, 0:size:step]
-        sq = corner + torch.roll(corner, -1, 1)
-        sq = sq + torch.roll(sq, -1, 2)
-        m[:, hs:size:step, hs:size:step] = (sq / 4 + noise(k)).float().double()
-        dr = m[:, hs:size:step, hs:size:step]
-        ul = m[:, 0:size:step, 0:size:step]
-        lt = (dr + torch.roll(dr, 1, 1)) + (ul + torch.roll(ul, -1, 2))
-        m[:, 0:size:step, hs:size:step] = (lt / 4 + noise(k)).float().double()
-        tt = (dr + torch.roll(dr, 1, 2)) + (ul + torch.roll(ul, -1, 1))
-        m[:, hs:size:step, 0:size:step] = (tt / 4 + noise(k)).float().double()
-        step //= 2
-        wibble /= decay
-    m = m - m.amin(dim=(1, 2), keepdim=True)
-    return (m / m.amax(dim=(1, 2), keepdim=True)).float()
+    while True:
+        p = _add_rolled(c, c, 1, -1, torch.empty_like(c))  # c + roll(c, -1, 1)
+        sq = _add_rolled(p, p, 2, -1, torch.empty_like(c))
+        dr = torch.add(noise(), sq, alpha=0.25)  # sq / 4 exact: one rounding, as sq / 4 + noise
+        a = _add_rolled(c, c, 2, -1, sq)  # c + roll(c, -1, 2)
+        a += _add_rolled(dr, dr, 1, 1, torch.empty_like(c))
+        lt = torch.add(noise(), a, alpha=0.25)
+        b = _add_rolled(dr, dr, 2, 1, a)
+        b += p
+        tt = torch.add(noise(), b, alpha=0.25)
+        if 2 * k >= size:
+            break
+        m = torch.empty(n, k, 2, k, 2, dtype=torch.float32, device=dev)
+        m[:, :, 0, :, 0] = c
+        m[:, :, 0, :, 1] = lt
+        m[:, :, 1, :, 0] = tt
+        m[:, :, 1, :, 1] = dr
+        c = m.view(n, 2 * k, 2 * k)
+        k *= 2
+    parts = (c, lt, tt, dr)
+    mn = torch.stack([q.amin(dim=(1, 2)) for q in parts]).amin(0).view(n, 1, 1)
+    mx = torch.stack([q.amax(dim=(1, 2)) for q in parts]).amax(0).view(n, 1, 1)
+    h2, w2 = (h + 1) // 2, (w + 1) // 2
+    out = torch.empty(n, h2, 2, w2, 2, dtype=torch.float32, device=dev)
+    for q, (i, j) in zip(parts, ((0, 0), (0, 1), (1, 0), (1, 1))):
+        torch.sub(q[:, :h2, :w2], mn, out=out[:, :, i, :, j])
+    out = out.view(n, 2 * h2, 2 * w2).div_(mx - mn)
+    return out[:, :h, :w]
+
+
+def plasma_fractal(u: torch.Tensor, size: int, decay: float) -> torch.Tensor:
+    """The whole normalised plasma map (N, size, size), float32 (see plasma_map)."""
+    return plasma_map(u, size, decay)
 
 
 def draw_fog(seeds, p, ctx):
     size = next_pow2(max(ctx.shape[1], ctx.shape[2]))
-    return {"plasma_u": _rng.uniform(seeds, 0, (plasma_draws(size),), ctx.device, torch.float64)}
+    return {"plasma_u": _rng.uniform(seeds, 0, (plasma_draws(size),), ctx.device, torch.float32)}
 
 
 def apply_fog(x, p, ctx, f):
@@ -74,12 +122,12 @@ def apply_fog(x, p, ctx, f):
     s, decay = float(p[0]), float(p[1])
     n, c, h, w = x.shape
     if "plasma" in f:
-        pl = f["plasma"].to(x.device, x.dtype)
+        pl = f["plasma"].to(x.device, x.dtype)[:, None, :h, :w] * s
     else:
-        pl = plasma_fractal(f["plasma_u"].to(x.device), next_pow2(max(h, w)), decay).to(x.dtype)
+        pl = plasma_map(f["plasma_u"].to(x.device), next_pow2(max(h, w)), decay, h, w)[:, None].mul_(s)
     mx = x.amax(dim=(1, 2, 3), keepdim=True)
-    y = torch.add(x, pl[:, None, :h, :w] * s)
-    return y.mul_(mx).div_(mx + s).clamp_(0, 1).mul_(255)
+    y = torch.add(x, pl)
+    return y.mul_(mx.mul(255).div_(mx + s)).clamp_(0, 255)
 
 
 # ---------------------------------------------------------------- frost
@@ -185,29 +233,53 @@ def apply_snow(x, p, ctx, f):
     return y.clamp_(0, 1).mul_(255)
 
 
-# ---------------------------------------------------------------- spatter
 WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)
 MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
 
 
-def _shift(t, dy, dx, fill):
-    """t (N, H, W) read at (y + dy, x + dx), `fill` outside."""
+def _pad_replicate(t: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """(N, H, W) padded by edge replication (any dtype): one copy plus border slices."""
     n, h, w = t.shape
-    out = torch.full_like(t, fill)
-    ys, ye = max(0, -dy), min(h, h - dy)
-    xs, xe = max(0, -dx), min(w, w - dx)
-    out[:, ys:ye, xs:xe] = t[:, ys + dy:ye + dy, xs + dx:xe + dx]
+    out = t.new_empty(n, h + 2 * ph, w + 2 * pw)
+    out[:, ph:ph + h, pw:pw + w] = t
+    if ph:
+        out[:, :ph, pw:pw + w] = t[:, :1]
+        out[:, ph + h:, pw:pw + w] = t[:, -1:]
+    if pw:
+        out[:, :, :pw] = out[:, :, pw:pw + 1]
+        out[:, :, pw + w:] = out[:, :, pw + w - 1:pw + w]
     return out
+
+
+def _gauss_nearest(z: torch.Tensor, k: np.ndarray) -> torch.Tensor:
+    """Correlate (N, H, W) with k vertically then horizontally, 'nearest' borders, as
+    sums of shifted views in z's dtype (the same sums, in the same order, as
+    _ops.separable_shifted)."""
+    n, h, w = z.shape
+    r, kk = len(k) // 2, k.tolist()
+    p = _pad_replicate(z, r, 0)
+    y = p[:, :h] * kk[0]
+    for i in range(1, len(kk)):
+        y.add_(p[:, i:i + h], alpha=kk[i])
+    p = _pad_replicate(y, 0, r)
+    y = p[:, :, :w] * kk[0]
+    for i in range(1, len(kk)):
+        y.add_(p[:, :, i:i + w], alpha=kk[i])
+    return y
 
 
 def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     """OpenCV cv2.Canny(img, low, high) on 8-bit images (N, H, W) of integer values:
     3x3 Sobel with BORDER_REPLICATE, L1 magnitude, OpenCV's non-maximum
     suppression (tan 22.5 in 15-bit fixed point), 8-connected hysteresis. Bool edges.
-    The Sobel runs separably in int16 (|g| <= 1020, |gx| + |gy| <= 2040: exact)."""
+
+    The Sobel runs separably in int16 (|g| <= 1020, |gx| + |gy| <= 2040: exact).
+    OpenCV's direction tests ay 2^15 < ax TG22 (horizontal) and ay 2^15 > ax (TG22 +
+    2^16) (vertical) are, with t = ax TG22 / 2^15, ay <= floor(t) and ay - 2 ax >
+    floor(t) (t is an integer only for ax = 0, where m > 0 needs ay > 0: both agree)."""
     n, h, w = img.shape
-    p = _ops.pad2d(img.to(torch.int16), 1, 1, "nearest")
+    p = _pad_replicate(img.to(torch.int16), 1, 1)
     sv = p[:, 1:-1] * 2  # vertical [1, 2, 1] and [-1, 0, 1] over all padded columns
     sv += p[:, :-2]
     sv += p[:, 2:]
@@ -217,20 +289,28 @@ def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     gy += dv[:, :, :-2]
     gy += dv[:, :, 2:]
     ax, ay = gx.abs(), gy.abs()
-    mp = torch.nn.functional.pad(ax + ay, (1, 1, 1, 1))  # magnitude, zero border
-    m = mp[:, 1:-1, 1:-1]
-    ax32 = ax.to(torch.int32)
-    ay32 = ay.to(torch.int32).mul_(1 << 15)
-    tg22 = ax32 * _TG22
-    horiz = ay32 < tg22
-    vert = ay32 > tg22.add_(ax32.mul_(1 << 16))  # tg67 = tg22 + ax * 2^16 >= tg22
-    diag = ~(horiz | vert)
-    s_pos = (gx < 0) == (gy < 0)
+    mp = torch.zeros(n, h + 2, w + 2, dtype=torch.int16, device=img.device)  # magnitude, zero border
+    m = torch.add(ax, ay, out=mp[:, 1:-1, 1:-1])
+    # int16 words whose sign bit is the test (a < b <=> a - b < 0; & of words = & of tests):
+    # torch's int16 -> bool comparisons are scalar loops, int16 arithmetic is vectorised
+    fl = ax.to(torch.int32).mul_(_TG22).bitwise_right_shift_(15).to(torch.int16)  # floor(t)
+    hw = ay - fl
+    hw -= 1  # horizontal: ay <= floor(t)
+    vw = fl - ay
+    vw += ax
+    vw += ax  # vertical: ay - 2 ax > floor(t)
+    dw = hw | vw
+    dw.bitwise_not_()  # diagonal: neither
+    opp = gx ^ gy  # OpenCV: s = (dx ^ dy) < 0 ? -1 : 1
+    m1 = m + 1
     z = lambda dy, dx: mp[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
-    keep = horiz & (m > z(0, -1)) & (m >= z(0, 1))
-    keep |= vert & (m > z(-1, 0)) & (m >= z(1, 0))
-    keep |= diag & torch.where(s_pos, (m > z(-1, -1)) & (m > z(1, 1)), (m > z(-1, 1)) & (m > z(1, -1)))
-    cand = keep & (m > low)
+    keep = (z(0, -1) - m).bitwise_and_(z(0, 1) - m1).bitwise_and_(hw)
+    keep |= (z(-1, 0) - m).bitwise_and_(z(1, 0) - m1).bitwise_and_(vw)
+    dw_same = dw & ~opp
+    keep |= (z(-1, -1) - m).bitwise_and_(z(1, 1) - m).bitwise_and_(dw_same)
+    keep |= (z(-1, 1) - m).bitwise_and_(z(1, -1) - m).bitwise_and_(dw.bitwise_and_(opp))
+    keep &= low - m  # m > low
+    cand = keep < 0
     edge = cand & (m > high)
     while True:
         grown = cand & _dilate3(edge)
@@ -340,17 +420,39 @@ def equalize_hist(img: torch.Tensor) -> torch.Tensor:
 
 def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
     """The reference's water-drop mask m (before /max), (N, H, W), from the thresholded liquid layer."""
-    l8 = (liquid * 255).to(torch.int32).bitwise_and_(255)  # numpy float -> uint8 truncates and wraps (liquid >= 0)
+    n, h, w = liquid.shape
+    l8 = (liquid * 255).to(torch.int16).bitwise_and_(255)  # numpy float -> uint8 truncates and wraps (liquid >= 0)
     edges = canny(l8)
     dist = distance_to_zero(torch.where(edges, 0, 255))
-    dist = torch.floor(_ops.box_blur3(dist[:, None])[:, 0])
-    dist = equalize_hist(dist)
-    k = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
-    # small integers throughout: float32 sums are exact
-    dist = _ops.conv2d_same(dist[:, None].float(), k, "mirror").clamp(0, 255)
-    s = _ops.conv_separable(dist, np.ones(3), np.ones(3), "mirror")[:, 0]
-    dist = torch.floor(s / 9 + 0.5)  # 8-bit box filter rounds
-    return l8.float() * dist.float()
+    # cv2.blur 3x3 (BORDER_REFLECT_101): the sums of nine multiples of 2^-16 below 20 are exact
+    p = F.pad(dist[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
+    s = p[:, :-2] + p[:, 1:-1]
+    s += p[:, 2:]
+    d = s[:, :, :-2] + s[:, :, 1:-1]
+    d += s[:, :, 2:]
+    dist = equalize_hist(d.mul_(1.0 / 9.0).floor_())
+    # filter2D with [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], clip to 8 bits, 3x3 box with rounding:
+    # small integers, exact in int16 (|sum| <= 5 * 255, box sums <= 9 * 255)
+    e = F.pad(dist[:, None], (1, 1, 1, 1), mode="reflect")[:, 0].to(torch.int16)
+    v = lambda dy, dx: e[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+    c = v(1, 1) - v(-1, -1)
+    c *= 2
+    c += v(0, 0)
+    c += v(0, 1)
+    c += v(1, 0)
+    c -= v(-1, 0)
+    c -= v(0, -1)
+    c.clamp_(0, 255)
+    p = torch.empty(n, h + 2, w + 2, dtype=torch.int16, device=liquid.device)  # reflect-101 pad of c
+    p[:, 1:-1, 1:-1] = c
+    p[:, 0, 1:-1], p[:, -1, 1:-1] = c[:, 1], c[:, -2]
+    p[:, :, 0], p[:, :, -1] = p[:, :, 2], p[:, :, -3]
+    s = p[:, :-2] + p[:, 1:-1]
+    s += p[:, 2:]
+    b = s[:, :, :-2] + s[:, :, 1:-1]
+    b += s[:, :, 2:]
+    b.mul_(2).add_(9).div_(18, rounding_mode="floor")  # floor(b / 9 + 0.5)
+    return b.to(torch.float32).mul_(l8)
 
 
 def draw_spatter(seeds, p, ctx):
@@ -360,24 +462,27 @@ def draw_spatter(seeds, p, ctx):
 def apply_spatter(x, p, ctx, f):
     """Liquid layer N(loc, scale) smoothed (sigma) and thresholded; mode 0 adds
     pale-turquoise water drops shaped by the layer's Canny edges (the reference's
-    OpenCV chain), mode 1 covers x with mud. Gray images get the colour's luma."""
+    OpenCV chain), mode 1 covers x with mud. Gray images get the colour's luma.
+
+    float32 throughout (the reference smooths in float64: a handful of 8-bit layer
+    values and threshold tests move, VERSION 4); the layer is loc + scale * G(normal)."""
     loc, scale, sigma, thr, inten, mode = p
     n, c, h, w = x.shape
-    # float64 as the reference (the 8-bit layer and the threshold are sensitive to it),
-    # as sums of shifted views
-    liquid = f["normal"].to(x.device, torch.float64).mul(scale).add_(loc)
     k = _ops.gaussian_kernel1d(float(sigma))
-    liquid = _ops.separable_shifted(liquid, k, k, "nearest") if len(k) > 1 else liquid
-    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)[:, 0]
+    z = f["normal"].to(x.device, torch.float32)[:, 0]
+    liquid = _gauss_nearest(z, k) if len(k) > 1 else z.clone()
+    liquid.mul_(float(scale)).add_(float(loc))
     colour = torch.tensor(WATER if mode == 0 else MUD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     if c == 1:
         colour = _ops.to_gray(colour)
     if mode == 0:
+        liquid.masked_fill_(liquid < thr, 0)
         m = _water_mask(liquid)
-        mx = m.amax(dim=(1, 2), keepdim=True)
-        m = torch.where(mx > 0, m / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(m))
-        m = (m * inten)[:, None].to(x.dtype)
-        return (m * colour).add_(x).clamp_(0, 1).mul_(255)
+        mx = m.amax(dim=(1, 2)).view(n, 1, 1, 1)
+        # x + (m / max) * intensity * colour; no drops where m is all zero
+        sc = torch.where(mx > 0, colour * float(inten) / torch.where(mx > 0, mx, torch.ones_like(mx)), 0.0)
+        y = torch.addcmul(x, m[:, None], sc.to(x.dtype))
+        return y.clamp_(0, 1).mul_(255)
     m = (liquid > thr).to(x.dtype)[:, None]
     m = _ops.gaussian_blur(m, float(inten))
     m = torch.where(m < 0.8, torch.zeros_like(m), m)
