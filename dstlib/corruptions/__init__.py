@@ -58,7 +58,8 @@ VERSION = 3
 """Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
 3: float32 elastic sampling, FFT defocus, batched zoom, matmul Gaussians move a
 few pixels by one level; normals with a 16-bit angle, Poisson by alias tables and
-impulse noise from 16-bit draws give new draws of the same distributions); cached
+impulse noise from 16-bit draws give new draws of the same distributions;
+brightness and saturate in closed form without masks move ties by one level); cached
 evaluations keyed on it are then recomputed."""
 
 _REGISTRY: dict = {}
@@ -69,7 +70,7 @@ assert set(_REGISTRY) == set(NAMES)
 STOCHASTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is not None)
 DETERMINISTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is None)
 GRAY_NAMES = tuple(n for n in NAMES if n != "saturate")
-_UINT8_ONLY = ("impulse_noise", "shot_noise", "pixelate", "jpeg_compression")  # computed from the uint8 batch alone
+_UINT8_ONLY = ("impulse_noise", "shot_noise", "pixelate", "jpeg_compression", "elastic_transform")  # computed from the uint8 batch alone
 jpeg_roundtrip = digital.jpeg_roundtrip
 
 

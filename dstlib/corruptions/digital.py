@@ -13,21 +13,27 @@ from dstlib.corruptions import _ops, _rng
 
 
 def apply_contrast(x, p, ctx, f):
-    """(x - m) * c + m with m the per-image, per-channel mean."""
+    """(x - m) * c + m with m the per-image, per-channel mean; in place, on the 0..255 scale
+    (corrupt clamps and truncates)."""
     m = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - m) * p + m).clamp(0, 1) * 255
+    return x.sub_(m).mul_(255.0 * p).add_(m.mul_(255.0))
+
+
+TINY = 1e-20  # divisors in [0, 1] are raised to this: reciprocals times 255 stay finite (0 * them is 0)
 
 
 def apply_brightness(x, p, ctx, f):
-    """HSV value + c (skimage rgb2hsv / hsv2rgb); on gray images x + c, as the package."""
+    """HSV value + c (skimage rgb2hsv / hsv2rgb); on gray images x + c, as the package.
+
+    hsv2rgb is linear in v at fixed (h, s): every channel is v' - (v - x) v' / v, which
+    is v' exactly for the largest channel and for every channel of a gray or black
+    pixel. In place on x, on the 0..255 scale (corrupt clamps and truncates)."""
     if x.shape[1] == 1:
-        return (x + p).clamp_(0, 1).mul_(255)
-    # hsv2rgb is linear in v at fixed (h, s): every channel scales by v' / v; the
-    # largest channel (and every channel of a gray or black pixel) is v' exactly
+        return x.add_(p).mul_(255.0)
     v = x.amax(dim=1, keepdim=True)
-    v2 = (v + p).clamp_(0, 1)
-    y = torch.where(x == v, v2, x * (v2 / torch.where(v > 0, v, torch.ones_like(v))))
-    return y.clamp_(0, 1).mul_(255)
+    a = (v + p).clamp_(0, 1).mul_(255.0)  # 255 v'
+    r = a / v.clamp_min(TINY)  # 255 v' / v (finite: v - x = 0 wherever v = 0)
+    return x.sub_(v).mul_(r).add_(a)
 
 
 def apply_saturate(x, p, ctx, f):
@@ -35,23 +41,42 @@ def apply_saturate(x, p, ctx, f):
     with b = 0 leave gray images exactly unchanged; at b > 0 the pixel turns red
     (v, v(1-b), v(1-b)), read back as its luma: a 7% / 14% darkening at severities
     4 / 5 of the `cifar` table. (The package returns the red channel instead: no
-    change at all.) Hence saturate is not in GRAY_NAMES."""
+    change at all.) Hence saturate is not in GRAY_NAMES.
+
+    hsv2rgb is affine in s at fixed (h, v): channel = v - (v - x) s' / s with s = (v - min) / v,
+    i.e. the ratio s' / s = clip(a + b q, 0, q), q = v / (v - min). In place on x, on the
+    0..255 scale (corrupt clamps and truncates)."""
     a, b = p
     if x.shape[1] == 1:
         # gray pixel: h = 0, s = 0 -> s' = b -> RGB (v, v(1-b), v(1-b)) -> luma v (1 - 0.701 b)
         return (ctx.uint8.to(x.dtype) * (1 - (1 - _ops.LUMA[0]) * min(max(b, 0.0), 1.0))).clamp(0, 255)
-    # hsv2rgb is affine in s at fixed (h, v): channel = v - s * (v - channel) / s_old;
-    # a gray pixel (s = 0, hue 0) becomes (v, v (1 - s'), v (1 - s'))
     v = x.amax(dim=1, keepdim=True)
     delta = v - x.amin(dim=1, keepdim=True)
-    s_old = delta / torch.where(v > 0, v, torch.ones_like(v))
-    s_new = (s_old * a + b).clamp_(0, 1)
-    ratio = s_new / torch.where(delta > 0, s_old, torch.ones_like(s_old))
-    y = v - (v - x) * ratio
-    if b > 0:
-        red = torch.cat([v, v * (1 - s_new), v * (1 - s_new)], dim=1)
-        y = torch.where(delta > 0, y, red)
-    return y.clamp_(0, 1).mul_(255)
+    q = v / delta.clamp_min(TINY)  # 1 / s (huge where gray: v - x = 0 there)
+    if b != 0:
+        ratio = torch.minimum(q.mul(b).add_(a), q).clamp_min_(0)
+    else:  # clip(a s, 0, 1) / s
+        ratio = q.clamp_(0, a) if a >= 0 else q.zero_()
+    ratio.mul_(255.0)
+    v255 = v.mul(255.0)
+    y = x.sub_(v).mul_(ratio).add_(v255)
+    if b > 0:  # gray pixels (delta = 0): (v, v (1 - s'), v (1 - s')), s' = min(b, 1)
+        y[:, 1:].sub_((delta == 0).to(y.dtype).mul_(v255).mul_(min(b, 1.0)))
+    return y
+
+
+def _to_hwc(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) uint8 CPU -> contiguous (N, H, W, C): a view when the memory already is,
+    else per-channel copies in numpy (faster than a strided permute of uint8, and than
+    torch's per-channel copies)."""
+    hwc = x.permute(0, 2, 3, 1)
+    if hwc.is_contiguous():
+        return hwc
+    out = np.empty(tuple(hwc.shape), dtype=np.uint8)
+    src = x.numpy()
+    for ch in range(x.shape[1]):
+        out[..., ch] = src[:, ch]
+    return torch.from_numpy(out)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -73,15 +98,10 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
     if xc.shape[0] == 0:
         return x.clone()
     # the codec reads and writes interleaved RGB: hand it channels-last memory
-    # (per-channel copies are much faster than a strided permute of uint8)
-    hwc = xc.permute(0, 2, 3, 1)
-    if not hwc.is_contiguous():
-        hwc = torch.empty((xc.shape[0], xc.shape[2], xc.shape[3], 3), dtype=torch.uint8)
-        for ch in range(3):
-            hwc[..., ch] = xc[:, ch]
+    hwc = _to_hwc(xc)
     with warnings.catch_warnings():  # torchvision 0.29 flags its image I/O as deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
-        enc = encode_jpeg(list(hwc.permute(0, 3, 1, 2)), quality=int(quality))
+        enc = encode_jpeg(list(hwc.permute(0, 3, 1, 2).unbind(0)), quality=int(quality))
         dec = decode_jpeg(enc, mode=ImageReadMode.RGB)
     yh = torch.stack([d.permute(1, 2, 0) for d in dec])  # (N, H, W, 3)
     if c == 1:
@@ -194,18 +214,6 @@ def pil_nearest_index(in_size: int, out_size: int) -> torch.Tensor:
 PIL_PIXELATE_MIN_PIXELS = 96 * 96  # CPU images this big: Pillow per image (measured faster there)
 
 
-def _to_hwc(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) uint8 -> contiguous (N, H, W, C): a view when the memory already is,
-    else per-channel copies (much faster than a strided permute of uint8)."""
-    hwc = x.permute(0, 2, 3, 1)
-    if hwc.is_contiguous():
-        return hwc
-    out = torch.empty(hwc.shape, dtype=x.dtype)
-    for ch in range(x.shape[1]):
-        out[..., ch] = x[:, ch]
-    return out
-
-
 def _pil_pixelate(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
     """The CPU path of pixelate: Pillow itself (BOX down, NEAREST up) on each image, which
     is faster there than the batched gathers; the same pixels (tested). Images enter
@@ -286,19 +294,44 @@ def _warp_affine(x: torch.Tensor, rnd: torch.Tensor, rng: float) -> torch.Tensor
     return _ops.bilinear_sample(x, torch.stack(gy).to(x.device), torch.stack(gx).to(x.device), "mirror")
 
 
-def _sample_reflect(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """scipy map_coordinates(order=1, mode='reflect') of every channel at (y + dy, x + dx),
-    dy, dx (N, H, W): one grid_sample (bilinear, reflection about -0.5 and size - 0.5;
-    for linear interpolation that equals folding the neighbour indices half-sample
-    symmetric). Positions in float32 (~1e-5 px from float64)."""
-    n, c, h, w = x.shape
-    grid = torch.empty((n, h, w, 2), dtype=x.dtype, device=x.device)
-    # normalised coordinates of align_corners=False: (2 p + 1) / size - 1
-    torch.add(dx, torch.arange(w, dtype=x.dtype, device=x.device), out=grid[..., 0])
-    torch.add(dy, torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1), out=grid[..., 1])
-    grid[..., 0].mul_(2.0 / w).add_(1.0 / w - 1)
-    grid[..., 1].mul_(2.0 / h).add_(1.0 / h - 1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+@lru_cache(maxsize=32)
+def _grid_base(h: int, w: int, device: str) -> torch.Tensor:
+    """(2, H, W): grid_sample's normalised coordinates (align_corners=False) of the pixel
+    centres plus 1, (2 j + 1) / W and (2 i + 1) / H."""
+    base = torch.empty((2, h, w), dtype=torch.float32)
+    base[0] = (torch.arange(w, dtype=torch.float64) * 2 + 1).div_(w).float()
+    base[1] = (torch.arange(h, dtype=torch.float64) * 2 + 1).div_(h).float().view(h, 1)
+    return base.to(device)
+
+
+ELASTIC_CHUNK_PIXELS = 2 * 224 * 224  # CPU: sample and truncate this many pixels per image chunk (cache-sized)
+
+
+def _sample_reflect(u8: torch.Tensor, x: torch.Tensor | None, d: torch.Tensor) -> torch.Tensor:
+    """scipy map_coordinates(order=1, mode='reflect') of every channel at (x + dx, y + dy),
+    truncated to uint8 as `corrupt` does (clamp to 0..255, then cast). The image is x
+    (float, 0..255) or, when None, u8 converted chunk by chunk; d (N, 2, H, W) are the
+    displacements (dx, dy) in normalised units (2 / W, 2 / H per pixel), below the
+    image size; d is overwritten.
+
+    The positions u = normalised + 1 are reflected about the edges (u = 0 and 2: pixel
+    positions -0.5 and size - 0.5) in place, 1 - ||u| - 2|; then grid_sample (bilinear,
+    'border': positions in [-0.5, 0] read pixel 0, as the half-sample symmetric fold of
+    the neighbours does; grid_sample's own 'reflection' padding is slower) reads the grid
+    as a (N, H, W, 2) view of the two planes. On the CPU images go in chunks of about
+    ELASTIC_CHUNK_PIXELS (image, grid and result stay in cache; each image is computed
+    alone). Positions in float32 (~1e-5 px from float64)."""
+    n, c, h, w = u8.shape
+    g = d.add_(_grid_base(h, w, str(d.device))).abs_().sub_(2).abs_().neg_().add_(1).permute(0, 2, 3, 1)
+    step = max(1, ELASTIC_CHUNK_PIXELS // (h * w)) if u8.device.type == "cpu" else n
+    out = torch.empty_like(u8)
+    for i in range(0, n, step):
+        xi = u8[i:i + step].to(torch.float32) if x is None else x[i:i + step]
+        y = F.grid_sample(xi, g[i:i + step], mode="bilinear", padding_mode="border", align_corners=False)
+        # bilinear weights sum to 1 (to float32 rounding): y lies in [-eps, 255 + eps], and the
+        # int32 cast truncates toward zero, as clamping first would
+        out[i:i + step] = y.to(torch.int32)
+    return out
 
 
 def apply_elastic_transform(x, p, ctx, f):
@@ -310,23 +343,41 @@ def apply_elastic_transform(x, p, ctx, f):
     `imagenet` (the package): displacement U(-0.005 H, 0.005 H) smoothed with
     sigma 0.01 * size, times alpha. Fields: `affine` (N, 3, 2) and `displacement`
     (N, 2, H, W) (dx then dy), all U[-1, 1). Smoothing and sampling run in float32
-    (the reference: float64; measured within 1 level, a fraction of a percent of
-    pixels off by one).
+    on the 0..255 scale, the scale factors folded into the kernels (the reference:
+    float64 on 0..1; measured within 1 level, a fraction of a percent of pixels off by one).
     """
-    n, c, h, w = x.shape
-    disp = f["displacement"].to(x.device, torch.float32)
+    u8 = ctx.uint8
+    n, c, h, w = u8.shape
+    x = None  # the image, float 0..255 (sampling is linear): converted just before sampling
+    disp = f["displacement"].to(u8.device, torch.float32)
     if ctx.style["elastic"] == "affine":
         size = min(h, w)
         alpha, sigma, rng = p[0] * size, p[1] * size, p[2] * size
-        x = _warp_affine(x, f["affine"].cpu().double(), rng)
-        d = _ops.gaussian_blur(disp, sigma, "reflect", 3.0) if sigma > 0 else disp
-        d = d * alpha
+        x = _warp_affine(u8.to(torch.float32), f["affine"].cpu().double(), rng)
+        kh = kw = _ops.gaussian_kernel1d(sigma, 3.0) if sigma > 0 else np.ones(1)
+        scale = alpha
     else:
         alpha, mx = float(p), h * 0.005
         kh, kw = _ops.gaussian_kernel1d(h * 0.01, 3.0), _ops.gaussian_kernel1d(w * 0.01, 3.0)
-        d = _ops.conv_separable(disp * mx, kh, kw, "reflect").mul_(alpha)  # dx and dy at once
-    y = _sample_reflect(x, d[:, 1], d[:, 0])
-    return y.clamp_(0, 1).mul_(255)
+        scale = alpha * mx
+    # |displacement| <= scale (normalised kernels): one reflection per side suffices below the size
+    fold = scale < min(h, w) - 1
+    sx = 2.0 / w if fold else 1.0  # normalised units per pixel, folded into the kernel
+    if len(kh) > 1 or len(kw) > 1:
+        d = _ops.conv_separable(disp, kh * (scale * sx), kw, "reflect")
+    else:
+        d = disp * (scale * sx)
+    if fold:
+        if h != w:
+            d[:, 1].mul_(w / h)
+        return _sample_reflect(u8, x, d)
+    # displacements beyond the image: grid_sample's own repeated reflection
+    x = u8.to(torch.float32) if x is None else x
+    g = torch.stack([d[:, 0] + torch.arange(w, dtype=x.dtype, device=x.device),
+                     d[:, 1] + torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1)], dim=-1)
+    g[..., 0].mul_(2.0 / w).add_(1.0 / w - 1)
+    g[..., 1].mul_(2.0 / h).add_(1.0 / h - 1)
+    return F.grid_sample(x, g, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 CORRUPTIONS = {
