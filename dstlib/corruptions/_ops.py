@@ -238,9 +238,26 @@ def conv2d_same(x: torch.Tensor, k: np.ndarray, mode: str) -> torch.Tensor:
             out = v * float(k[i, j]) if out is None else out.add_(v, alpha=float(k[i, j]))
         return out
     fh, fw = fft_size(h + 2 * rh), fft_size(w + 2 * rw)  # many taps: one FFT correlation
-    y = pad2d_asym(x, rh, fh - h - rh, rw, fw - w - rw, mode)
-    spec = torch.fft.rfft2(y)
-    spec.mul_(_kernel_spectrum(k, fh, fw, y.dtype, y.device))
+    spec_k = _kernel_spectrum(k, fh, fw, x.dtype, x.device)
+    if x.device.type != "cpu":
+        return _fft_chunk(x, spec_k, rh, rw, fh, fw, mode)
+    # on the CPU a few planes at a time (~1 MB): the transforms' buffers are then reused
+    # from the heap instead of being fresh pages each call (page faults cost more than the FFT)
+    planes = x.reshape(n * c, 1, h, w)
+    out = torch.empty(n * c, 1, h, w, dtype=x.dtype)
+    step = max(1, FFT_CHUNK_BYTES // (fh * fw * x.element_size()))
+    for i in range(0, n * c, step):
+        out[i:i + step] = _fft_chunk(planes[i:i + step], spec_k, rh, rw, fh, fw, mode)
+    return out.view(n, c, h, w)
+
+
+FFT_CHUNK_BYTES = 1 << 20
+
+
+def _fft_chunk(x: torch.Tensor, spec_k: torch.Tensor, rh: int, rw: int, fh: int, fw: int, mode: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    spec = torch.fft.rfft2(pad2d_asym(x, rh, fh - h - rh, rw, fw - w - rw, mode))
+    spec.mul_(spec_k)
     return torch.fft.irfft2(spec, s=(fh, fw))[..., :h, :w]
 
 
