@@ -95,12 +95,13 @@ def sparse_weights(
     return out
 
 
-def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+def top_k_mask(scores: torch.Tensor, k: int, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask of the ``k`` largest entries of ``scores`` (any shape).
 
     Exact count; ties at the threshold go to the lower flat index, so the
     result is deterministic. The threshold comes from ``numpy.partition`` on
-    the CPU (O(n)) and from ``topk`` on the smaller side elsewhere.
+    the CPU (O(n); in place in ``scratch``, a float32 CPU tensor of the same
+    size, when given) and from ``topk`` on the smaller side elsewhere.
     """
     flat = scores.reshape(-1)
     n = flat.numel()
@@ -109,7 +110,14 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k >= n:
         return torch.ones_like(scores, dtype=torch.bool)
     if flat.device.type == "cpu":  # numpy's introselect is ~10x faster than torch.topk/kthvalue on the CPU
-        thr = float(np.partition(flat.detach().float().numpy(), n - k)[n - k])
+        values = flat.detach().float().numpy()
+        if scratch is not None and scratch.device.type == "cpu" and scratch.numel() == n:
+            work = scratch.reshape(-1).float().numpy()
+            np.copyto(work, values)
+            work.partition(n - k)
+            thr = float(work[n - k])
+        else:
+            thr = float(np.partition(values, n - k)[n - k])
     elif k <= n - k:
         thr = flat.topk(k, sorted=False).values.min()
     else:

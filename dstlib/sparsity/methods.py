@@ -124,6 +124,9 @@ class Sparsifier:
         self.numels = [p.numel() for p in self.params]
         self.total = sum(self.numels)
         self.steps = 0
+        self._ramps: dict[int, torch.Tensor] = {}
+        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
+        self._mask_list: list[torch.Tensor] | None = None
         self.masks: dict[str, torch.Tensor] = {}
         for name, p, k in zip(self.names, self.params, self.counts(self.density_at(0))):
             self.masks[name] = masklib.random_mask(p.shape, k, self.generator, p.device)
@@ -134,7 +137,6 @@ class Sparsifier:
         self._density_sum = 0.0
         self._density_steps = 0
         self._dense_grad_steps = 0
-        self._ramps: dict[int, torch.Tensor] = {}
 
     # ----- hooks ---------------------------------------------------------
     def configure(self) -> None:
@@ -166,8 +168,11 @@ class Sparsifier:
             score = score + self.drop_lambda * torch.nan_to_num(self._need_grad(grad).abs(), nan=0.0, posinf=1e29)
         return score
 
-    def grow_score(self, weight: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
-        """Higher = grow. Here: uniform random from the sparsifier's generator."""
+    def grow_score(self, weight: torch.Tensor, grad: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Higher = grow (float32, a fresh tensor or ``out``). Here: uniform random from the
+        sparsifier's generator (CPU), the same stream as ``torch.rand``."""
+        if out is not None and out.device.type == "cpu":
+            return out.uniform_(0.0, 1.0, generator=self.generator)
         return torch.rand(weight.shape, generator=self.generator).to(weight.device)
 
     # ----- machinery -----------------------------------------------------
@@ -191,8 +196,13 @@ class Sparsifier:
 
     def _refresh(self, counts: list[int] | None = None) -> None:
         """Derived state of the masks; ``counts``: the active counts when the caller knows them."""
-        # masks in the weights' dtype: multiplying by them is ~5x faster than by bool on the CPU
-        self._mask_list = [self.masks[n].to(p.dtype) for n, p in zip(self.names, self.params)]
+        # masks in the weights' dtype: multiplying by them is ~5x faster than by bool on the CPU;
+        # rewritten in place after the first time (no fresh pages)
+        if getattr(self, "_mask_list", None) is None:
+            self._mask_list = [self.masks[n].to(p.dtype) for n, p in zip(self.names, self.params)]
+        else:
+            for f, n in zip(self._mask_list, self.names):
+                f.copy_(self.masks[n])
         if counts is None:
             self.active = {n: int(torch.count_nonzero(m)) for n, m in self.masks.items()}
         else:
@@ -263,7 +273,8 @@ class Sparsifier:
             # grow scores among the rest
             keep = old ^ self._drop(i, p, old, n_drop)  # the dropped positions are all active
             if n_grow > 0:
-                keep |= masklib.top_k_mask(self._exclude(i, self.grow_score(p, p.grad).float(), keep), n_grow)
+                score = self.grow_score(p, p.grad, out=self._buffer(i, "key"))
+                keep |= masklib.top_k_mask(self._exclude(i, score, keep), n_grow, scratch=self._buffer(i, "select"))
             new_masks[name] = keep
             new_counts.append(n_keep + n_grow)
         used_grad = self.uses_gradient_grow or self.drop_criterion == "magnitude_gradient"
@@ -273,27 +284,44 @@ class Sparsifier:
         """The ``n_drop`` active positions with the lowest drop score (ties: lower flat index)."""
         if n_drop <= 0:
             return torch.zeros_like(active)
-        return masklib.top_k_mask(self._exclude(i, self.drop_score(p, p.grad).float().neg_(), ~active), n_drop)
+        key = self._buffer(i, "key")
+        if self.drop_criterion == "magnitude" and p.dtype == key.dtype:
+            torch.abs(p.detach(), out=key)
+        else:
+            key.copy_(self.drop_score(p, p.grad))
+        excluded = torch.logical_not(active, out=self._buffer(i, "bool", torch.bool))
+        return masklib.top_k_mask(self._exclude(i, key.neg_(), excluded), n_drop, scratch=self._buffer(i, "select"))
+
+    def _buffer(self, i: int, slot: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Scratch tensor of layer i's shape, kept between updates on the CPU (fresh pages
+        of a multi-megabyte temporary cost about as much as the passes over it); a new
+        tensor elsewhere (the CUDA caching allocator already reuses memory)."""
+        p = self.params[i]
+        if p.device.type != "cpu":
+            return torch.empty(p.shape, dtype=dtype, device=p.device)
+        buf = self._buffers.get((i, slot))
+        if buf is None:
+            buf = self._buffers[(i, slot)] = torch.empty(p.shape, dtype=dtype)
+        return buf
 
     def _exclude(self, i: int, key: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
-        """``key`` (scores in [-1e29, 1e29]) plus a ramp in [-2e30, -1e30] at the ``excluded``
-        entries: below every score, and nearly all distinct because numpy's selection
-        slows down ~30x on large blocks of equal values."""
+        """``key`` (float32 scores in [-1e29, 1e29], modified in place) plus a ramp in
+        [-2e30, -1e30] at the ``excluded`` entries: below every score, and nearly all
+        distinct because numpy's selection slows down ~30x on large blocks of equal values."""
         ramp = self._ramps.get(i)
         if ramp is None:
             n = key.numel()
             ramp = torch.linspace(-1e30, -2e30, n, device=key.device).reshape(key.shape)
             self._ramps[i] = ramp
-        return torch.addcmul(key, excluded.to(key.dtype), ramp)
+        return key.addcmul_(self._buffer(i, "excluded").copy_(excluded), ramp)
 
     def _commit(self, new_masks: dict[str, torch.Tensor], used_grad: bool, counts: list[int] | None = None) -> None:
-        old_f = self._mask_list
         self.masks = new_masks
         self._sync_masks()
         for n in self.names:
             self.ever_active[n] |= self.masks[n]
+        self._reset_state(self._mask_list)  # the float masks still hold the masks before the update
         self._refresh(counts)
-        self._reset_state(old_f)
         self.apply_masks()
         if used_grad:
             self._dense_grad_steps += 1
@@ -382,9 +410,12 @@ class GradientGrow:
 
     uses_gradient_grow = True
 
-    def grow_score(self, weight: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    def grow_score(self, weight: torch.Tensor, grad: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
         # inf/nan gradients (a step skipped by GradScaler) must not break the selection
-        return torch.nan_to_num(self._need_grad(grad).abs(), nan=0.0, posinf=1e29)
+        g = self._need_grad(grad)
+        if out is None:
+            return torch.nan_to_num(g.abs(), nan=0.0, posinf=1e29).float()
+        return out.copy_(g).abs_().nan_to_num_(nan=0.0, posinf=1e29)
 
 
 class RigL(GradientGrow, SET):
