@@ -1,27 +1,23 @@
 """Step-time overhead of every dstlib.sparsity method against dense training.
 
-Evidence (2026-11-25, shared 2-core AMD EPYC VM, torch 2.14.1 CPU, 1 thread,
+Evidence (2026-11-25, idle 2-core AMD EPYC VM, torch 2.14.1 CPU, 1 thread,
 batch 128, sparsity 0.5, dT 100, Fashion-MNIST-shaped random batches; the
-machine was shared with other jobs, so "dense (again)", a second dense copy,
-shows the noise floor: 0.993 / 0.991):
+full table is in the README):
 
-    model  method    step ms  sp.step ms  update ms  amortised  direct
-    mlp    dense       23.93       0.003        0.0      1.000   1.000
-    mlp    static      24.56       0.658        0.0      1.026   1.028
-    mlp    set         24.53       0.666       53.8      1.048   1.050
-    mlp    rigl        24.23       0.659       58.7      1.037   1.052
-    mlp    mest_r      24.44       0.653       53.1      1.043   1.049
-    mlp    mest_g      24.40       0.642       58.6      1.044   1.051
-    mlp    granet_r    24.77       0.662       51.2      1.056   1.049
-    mlp    granet_g    24.46       0.659       49.5      1.043   1.048
-    mlp    acdc        24.53       0.667       27.5      1.027   1.030
-    cnn    dense      172.80       0.003        0.0      1.000   1.000
-    cnn    (all)      ~172         0.10-0.12  1.9-7.6  0.995-1.000  1.001
+    model  method    step ms  sp.step ms  update ms  amortised  paired  direct
+    mlp    dense       21.37       0.003        0.0      1.000   1.002   1.000
+    mlp    static      21.80       0.595        0.0      1.020   1.026   1.028
+    mlp    set         21.80       0.573       20.6      1.030   1.034   1.036
+    mlp    rigl        21.94       0.547       15.6      1.034   1.033   1.033
+    mlp    mest_r      22.15       0.543       18.9      1.045   1.032   1.034
+    mlp    granet_r    21.60       0.551       19.3      1.020   1.031   1.035
+    mlp    acdc        21.64       0.542       13.3      1.014   1.017   1.027
+    cnn    (all)      152-159      0.10-0.11  1.4-2.8  0.971-1.020  0.991-1.008  1.001
 
-MLP 784-1000x3-10 (2.8 M masked weights): about 2.7% per step for re-applying
-the masks (a memory-bound multiply, near the machine's bandwidth) plus about
-2% for one update per 100 steps: at the 5% target. Small CNN (0.29 M
-parameters, compute-bound): 0.1%. No GPU run yet (no device was lent).
+MLP 784-1000x3-10 (2.8 M masked weights): about 2.6% per step for re-applying
+the masks (a memory-bound multiply, near the machine's bandwidth) plus 0.6-1%
+for one update per 100 steps. Small CNN (0.29 M parameters, compute-bound):
+0.1%. No GPU run yet (no device was lent).
 
 Per model, every method trains its own copy of the model on the same fixed
 batches (SGD momentum 0.9, weight decay 5e-4), the methods taking turns in
@@ -34,7 +30,10 @@ round-robin blocks in one process, so machine noise hits all alike:
 - ``sp.step``: the part of it spent in ``sp.step()`` (re-applying the masks);
 - ``update``: median time of one topology update (``sp.update``);
 - ``amortised``: ``(step + update / dT) / step_dense``, the measured ratio of
-  a run with updates every dT steps (default 100, RunSpec's); ``direct``:
+  a run with updates every dT steps (default 100, RunSpec's), across model
+  copies; ``paired``: the median over rounds of the same copy's block time
+  with ``sp.step()`` over its block time without it (alternating blocks, so
+  per-copy memory effects cancel), plus ``update / dT``; ``direct``:
   ``1 + (sp.step + update / dT) / step_dense``, the same from the sparsifier's
   own time only, which the noise of the shared machine does not blur.
 
@@ -84,8 +83,8 @@ def main() -> None:
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}, "
           f"device {torch.cuda.get_device_name() if dev.startswith('cuda') else 'cpu'}")
     print(f"# batch {args.batch}, sparsity {args.sparsity}, dT {args.interval}, {args.rounds} rounds x {args.block} steps")
-    print("| model | method | step ms | step ratio | sp.step ms | update ms | amortised ratio | direct ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | method | step ms | step ratio | sp.step ms | update ms | amortised ratio | paired ratio | direct ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     g = torch.Generator().manual_seed(0)
     for name in args.models:
         base = build(name).to(dev)
@@ -101,31 +100,36 @@ def main() -> None:
                           **({"warmup": 0.0} if method == "acdc" else {}))
             runs[key] = (model, opt, sp)
 
-        def one_step(model, opt, sp, i):
+        def one_step(model, opt, sp, i, with_sp=True):
             x, y = batches[i % len(batches)]
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
             sync(dev)
             t0 = time.perf_counter()
-            sp.step()
-            sync(dev)
+            if with_sp:
+                sp.step()
+                sync(dev)
             return time.perf_counter() - t0
 
         for method, run in runs.items():  # warm-up
             one_step(*run, 0)
         times = {m: [] for m in runs}
+        bare = {m: [] for m in runs}  # the same model copy without sp.step(): pairs out per-copy effects
         sp_times = {m: [] for m in runs}
         order = list(runs)
         for r in range(args.rounds):
             for method in order[r % len(order):] + order[: r % len(order)]:  # rotate: no method always first
                 run = runs[method]
-                sync(dev)
-                t0 = time.perf_counter()
-                inner = sum(one_step(*run, i) for i in range(args.block))
-                times[method].append((time.perf_counter() - t0) / args.block)
-                sp_times[method].append(inner / args.block)
+                for with_sp in ((True, False) if r % 2 == 0 else (False, True)):
+                    sync(dev)
+                    t0 = time.perf_counter()
+                    inner = sum(one_step(*run, i, with_sp) for i in range(args.block))
+                    (times if with_sp else bare)[method].append((time.perf_counter() - t0) / args.block)
+                    if with_sp:
+                        sp_times[method].append(inner / args.block)
         step = {m: min(v) for m, v in times.items()}
+        paired = {m: statistics.median(a / b for a, b in zip(times[m], bare[m])) for m in runs}
         sp_step = {m: statistics.median(v) for m, v in sp_times.items()}
         dense = step["dense"] if "dense" in step else step[args.methods[0]]
         for method, (model, opt, sp) in runs.items():
@@ -145,8 +149,9 @@ def main() -> None:
             every = args.interval if method != "acdc" else max(1, round(sp.phase * sp.total_steps))
             amort = (step[method] + upd / every) / dense
             direct = 1.0 + (sp_step[method] + upd / every) / dense
+            pair = paired[method] + upd / every / min(bare[method])
             print(f"| {name} | {method} | {step[method] * 1e3:.2f} | {step[method] / dense:.3f} | "
-                  f"{sp_step[method] * 1e3:.3f} | {upd * 1e3:.1f} | {amort:.3f} | {direct:.3f} |", flush=True)
+                  f"{sp_step[method] * 1e3:.3f} | {upd * 1e3:.1f} | {amort:.3f} | {pair:.3f} | {direct:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
