@@ -454,9 +454,11 @@ def _motion_gather(x: torch.Tensor, k: np.ndarray, dy: np.ndarray, dx: np.ndarra
         buf[:, :, left + w:, :c] = x[..., -1:].permute(0, 2, 3, 1).expand(n, h, right, c)
     npix = n * h * wp
     win = buf.view(-1).as_strided((npix - w + 1, w * cp), (cp, 1))  # window p: pixels p .. p + W - 1
-    rows = np.clip(np.arange(h)[None, None] + dyl[..., None], 0, h - 1)  # (N, T, H) source rows
-    starts = (np.arange(n)[:, None, None] * h + rows) * wp + left + dxl[..., None]
-    starts = torch.from_numpy(np.ascontiguousarray(starts.transpose(1, 0, 2))).to(dev)  # (T, N, H)
+    idt = np.int32 if n * h * wp < 2 ** 31 else np.int64
+    rows = np.clip(np.arange(h, dtype=idt)[None, None] + np.ascontiguousarray(dyl.T, dtype=idt)[..., None], 0, h - 1)  # (T, N, H)
+    rows *= wp
+    rows += (np.arange(n, dtype=idt)[None, :] * (h * wp) + left + np.ascontiguousarray(dxl.T, dtype=idt))[..., None]
+    starts = torch.from_numpy(rows).to(dev)  # (T, N, H) window starts
     wk = torch.from_numpy(np.where(live, k[None], 0.0)).to(dev, x.dtype)
     out = None
     for t in range(dy.shape[1]):
