@@ -1,4 +1,9 @@
-"""Weather corruptions: snow, frost, fog, spatter (see noise.py for the pattern)."""
+"""Weather corruptions: snow, frost, fog, spatter (see noise.py for the pattern).
+
+The apply functions overwrite x (the float copy `corrupt` makes) and return the
+0..255-scale float image unclipped: `corrupt` clamps it to [0, 255], which gives
+the reference's clip(y, 0, 1) * 255 bit for bit (float rounding is monotone and
+255 * 1 is exact), so no second clamp is spent here."""
 from __future__ import annotations
 
 import math
@@ -126,8 +131,8 @@ def apply_fog(x, p, ctx, f):
     else:
         pl = plasma_map(f["plasma_u"].to(x.device), next_pow2(max(h, w)), decay, h, w)[:, None].mul_(s)
     mx = x.amax(dim=(1, 2, 3), keepdim=True)
-    y = torch.add(x, pl)
-    return y.mul_(mx.mul(255).div_(mx + s)).clamp_(0, 255)
+    y = x.add_(pl)  # overwrites x, the float copy `corrupt` makes: no fresh batch-sized buffer
+    return y.mul_(mx.mul(255).div_(mx + s))
 
 
 # ---------------------------------------------------------------- frost
@@ -190,18 +195,30 @@ def draw_frost(seeds, p, ctx):
 
 def apply_frost(x, p, ctx, f):
     """clip(a * x + b * frost) on the 0..255 scale; frost is a random crop of a random
-    texture (`frost_index` (N,), `crop` (N, 2) top-left). Gray images get the texture's luma."""
+    texture (`frost_index` (N,), `crop` (N, 2) top-left). Gray images get the texture's luma.
+    Overwrites x (the float copy `corrupt` makes)."""
     a, b = float(p[0]), float(p[1])
     n, c, h, w = x.shape
     tex = _textures(ctx)
     idx, crop = f["frost_index"].tolist(), f["crop"].tolist()
-    fr = torch.cat([tex[i][:, :, t:t + h, l:l + w] for i, (t, l) in zip(idx, crop)]).to(x.device, x.dtype)
+    c0 = tex[0].shape[1]
+    # the crops tex[i][:, :, t:t + h, l:l + w] as one as_strided view each (cheaper than two slices)
+    views = [(q, q.stride(), q.storage_offset()) for q in tex]
+    fr = torch.cat([views[i][0].as_strided((1, c0, h, w), views[i][1], views[i][2] + t * views[i][1][2] + l)
+                    for i, (t, l) in zip(idx, crop)]).to(x.device, x.dtype)
     if c == 1:
         fr = _ops.to_gray(fr)
-    return (a * (x * 255) + b * fr).clamp(0, 255)
+    # a * (x * 255) + b * fr, in place on x and the fresh crops (same products, same sum)
+    return x.mul_(255).mul_(a).add_(fr.mul_(b))
 
 
 # ---------------------------------------------------------------- snow
+def _below(thr: float) -> float:
+    """The float32 just below float32(thr): F.threshold(v, _below(thr), 0) zeroes exactly
+    the float32 v with v < thr (a Python float compares with a float32 tensor as float32)."""
+    return float(np.nextafter(np.float32(thr), np.float32(-np.inf)))
+
+
 def draw_snow(seeds, p, ctx):
     z = _rng.normal(seeds, 0, (1, ctx.shape[1], ctx.shape[2]), ctx.device)
     return {"normal": z, "angle": _rng.uniform(seeds, 1, (), "cpu", torch.float64) * 90 - 135}
@@ -220,17 +237,18 @@ def apply_snow(x, p, ctx, f):
     layer = loc + scale * f["normal"].to(x.device, x.dtype)
     center = ctx.style["zoom_trim"] == "center"
     layer = _ops.clipped_zoom(layer, float(zoom), "center" if center else None)
-    layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1) * 255
+    layer = F.threshold(layer, _below(thr), 0.0).clamp_(0, 1).mul_(255)  # where(layer < thr, 0, layer)
     if ctx.style["snow_quantize"]:
         layer = torch.floor(layer)
     layer = _ops.motion_blur(layer, int(rad), float(sig), f["angle"])
     layer = layer[:, :, :x.shape[2], :x.shape[3]]  # the package blurs the whole zoomed layer, then crops
     layer = torch.round(layer).div_(255)
     # blend * x + (1 - blend) * max(x, 1.5 gray + 0.5), in place (same operations, same order)
+    # (overwrites x, the float copy `corrupt` makes, with x * blend)
     g = (x if x.shape[1] == 1 else _ops.to_gray(x)).mul(1.5).add_(0.5)
-    y = torch.maximum(x, g).mul_(1 - blend).add_(x * blend)
+    y = torch.maximum(x, g).mul_(1 - blend).add_(x.mul_(blend))
     y.add_(layer).add_(torch.flip(layer, dims=(2, 3)))
-    return y.clamp_(0, 1).mul_(255)
+    return y.mul_(255)
 
 
 WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)
@@ -387,7 +405,8 @@ def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
     # two buffers with a border of r that stays "infinite": shifted views read it past the edge
     bufs = [torch.full((n, h + 2 * r, w + 2 * r), 1 << 30, dtype=torch.int32, device=src.device) for _ in range(2)]
     cur, nxt = (b[:, r:r + h, r:r + w] for b in bufs)
-    cur.copy_(torch.where(src == 0, 0, big))
+    cur.copy_(src if src.dtype == torch.bool else src != 0)  # bool src: True = not zero
+    cur.mul_(big)
     ys = torch.arange(h, dtype=torch.int32, device=src.device).view(h, 1)
     xs = torch.arange(w, dtype=torch.int32, device=src.device).view(1, w)
     (wy0, wx0), i = (0, 0), 0
@@ -399,7 +418,7 @@ def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
             i ^= 1
             cur, nxt = nxt, cur
     cur.add_(ys * wy0 + xs * wx0).clamp_(max=big)
-    return cur.float().div_(65536).clamp_(max=cap)  # d < 2^24: exact in float32
+    return cur.float().mul_(1.0 / 65536).clamp_(max=cap)  # d < 2^24: exact in float32
 
 
 def equalize_hist(img: torch.Tensor) -> torch.Tensor:
@@ -423,7 +442,7 @@ def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
     n, h, w = liquid.shape
     l8 = (liquid * 255).to(torch.int16).bitwise_and_(255)  # numpy float -> uint8 truncates and wraps (liquid >= 0)
     edges = canny(l8)
-    dist = distance_to_zero(torch.where(edges, 0, 255))
+    dist = distance_to_zero(edges.logical_not_())
     # cv2.blur 3x3 (BORDER_REFLECT_101): the sums of nine multiples of 2^-16 below 20 are exact
     p = F.pad(dist[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
     s = p[:, :-2] + p[:, 1:-1]
@@ -476,17 +495,18 @@ def apply_spatter(x, p, ctx, f):
     if c == 1:
         colour = _ops.to_gray(colour)
     if mode == 0:
-        liquid.masked_fill_(liquid < thr, 0)
+        # liquid[liquid < thr] = 0 (thr as float32) as one threshold op: x <= prev(thr) <=> x < thr
+        F.threshold(liquid, _below(thr), 0.0, inplace=True)
         m = _water_mask(liquid)
         mx = m.amax(dim=(1, 2)).view(n, 1, 1, 1)
         # x + (m / max) * intensity * colour; no drops where m is all zero
         sc = torch.where(mx > 0, colour * float(inten) / torch.where(mx > 0, mx, torch.ones_like(mx)), 0.0)
-        y = torch.addcmul(x, m[:, None], sc.to(x.dtype))
-        return y.clamp_(0, 1).mul_(255)
+        y = x.addcmul_(m[:, None], sc.to(x.dtype))  # overwrites x, the float copy `corrupt` makes
+        return y.mul_(255)
     m = (liquid > thr).to(x.dtype)[:, None]
     m = _ops.gaussian_blur(m, float(inten))
     m = torch.where(m < 0.8, torch.zeros_like(m), m)
-    return (x * (1 - m)).add_(colour * m).clamp_(0, 1).mul_(255)
+    return x.mul_(1 - m).add_(colour * m).mul_(255)
 
 
 CORRUPTIONS = {
