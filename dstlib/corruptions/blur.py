@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,104 +30,57 @@ def draw_glass_blur(seeds, p, ctx):
     return {"offsets": _rng.integers(seeds, 0, shape + (2,), 2 * d, ctx.device).sub_(d)}
 
 
-@lru_cache(maxsize=32)
-def _glass_tables(d: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per (pixel, offset code) lookup tables of one pass of the reference's loop, the code
-    of (dy, dx) in [-d, d-1]^2 being (dy + d) 2d + dx + d: the pixel's local source (the
-    pixel itself outside the loop's domain) and its chain parent (the source when that
-    was overwritten earlier in the pass, i.e. later in raster order inside the domain,
-    else the pixel itself)."""
-    hh, ww = np.arange(h).reshape(h, 1, 1), np.arange(w).reshape(1, w, 1)
-    code = np.arange(4 * d * d)
-    dy, dx = code // (2 * d) - d, code % (2 * d) - d
-    dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W, 1)
-    delta = dy * w + dx
-    sy, sx = hh + dy, ww + dx
-    later = dom & (delta > 0) & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
-    pos = hh * w + ww
-    src = pos + delta * dom
-    par = pos + delta * later
-    return src.reshape(-1), par.reshape(-1)
-
-
-GLASS_JUMP_CHUNK = 1 << 19  # pointer jumping over at most this many pixels at once (whole slots)
-
-
-def _jump(parent: torch.Tensor) -> torch.Tensor:
-    """Pointer jumping: every pixel ends at its chain's last pixel. Parents never point
-    back (parent[p] >= p), so a jump leaves every pointer or moves it forward: an
-    unchanged sum means nothing moved. Jumps past a chain's end change nothing, so the
-    first two (chains of up to 4 pixels) go unchecked."""
-    parent = parent.index_select(0, parent).index_select(0, parent)
-    total = int(parent.sum())
-    while True:
-        parent = parent.index_select(0, parent)
-        t = int(parent.sum())
-        if t == total:
-            return parent
-        total = t
-
-
-def _glass_maps(off: torch.Tensor, d: int, h: int, w: int, out_base: torch.Tensor) -> torch.Tensor:
-    """Source map of all the passes, composed: off (N, I, H, W, 2) holds each pass's
-    (dy, dx) in [-d, d-1]; after the I passes, pixel p of image n holds the first
-    pass's input at flat index result[n, p] = out_base[n] + its local index (result
-    (N, H*W), out_base's dtype).
-
-    One pass of the reference's loop does `x[h, w] <- x[h + dy, w + dx]` for h from
-    H-d down to d+1 and, inside, w from W-d down to d+1. With d = 1 every source is
-    still unvisited, so the map is the plain source. With d >= 2 a source later in
-    raster order (dy > 0, or dy = 0 and dx > 0) inside the loop's domain was overwritten
-    before: such chains are followed to their end by pointer jumping, which reproduces
-    the sequential result exactly. All passes are mapped at once through per-(pixel,
-    offset) tables; indices are global into the (N, I, H*W) maps."""
-    n, iters = off.shape[0], off.shape[1]
-    hw = h * w
-    dev, dt = off.device, out_base.dtype
-    src_t, par_t = (torch.from_numpy(t.astype(np.int64)).to(device=dev, dtype=dt) for t in _glass_tables(d, h, w))
-    k = 4 * d * d
-    pos_k = (torch.arange(hw, device=dev, dtype=dt) * k + (2 * d * d + d)).view(h, w)
-    code = torch.add(off[..., 1].to(dt), off[..., 0].to(dt), alpha=2 * d).add_(pos_k).view(-1)  # (N, I, H, W)
-    # pass i's sources point into pass i-1's slot (its input); pass 0's into the output space
-    slot = torch.arange(n * iters, device=dev, dtype=dt).view(n, iters)
-    base = torch.cat([out_base.view(n, 1).to(dt), (slot[:, :-1] * hw)], 1).view(n, iters, 1)
-    src = src_t.index_select(0, code).view(n, iters, hw).add_(base).view(-1)
-    if d > 1:
-        parent = par_t.index_select(0, code).view(n, iters, hw).add_((slot * hw).view(n, iters, 1)).view(-1)
-        # chains stay inside one (image, pass) slot: jump a few slots at a time, so the
-        # pointers being chased stay in cache
-        step = max(1, GLASS_JUMP_CHUNK // hw) * hw
-        src = torch.cat([src[a:a + step].index_select(0, _jump(parent[a:a + step] - a))
-                         for a in range(0, parent.numel(), step)])
-    src = src.view(n, iters, hw)
-    q = src[:, iters - 1].reshape(-1)
-    flat = src.view(-1)
-    for _ in range(iters - 1):  # composed map: the last pass's map into the earlier ones
-        q = flat.index_select(0, q)
-    return q.view(n, hw)
-
-
 def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
-    """One pass (off (N, H, W, 2)) as flat int32 indices into the N images."""
+    """One pass of the reference's pixel loop as a source map: after the pass, pixel p
+    holds the pass's input at map[p] (flat int32 indices into the N images).
+
+    The loop does `x[h, w] <- x[h + dy, w + dx]` for h from H-d down to d+1 and,
+    inside, w from W-d down to d+1; off (N, H, W, 2) holds (dy, dx) in [-d, d-1].
+    With d = 1 every source is still unvisited, so the map is the plain source. With
+    d >= 2 a source later in raster order (dy > 0, or dy = 0 and dx > 0) inside the
+    loop's domain was overwritten before: such chains are followed to their end by
+    pointer jumping, which reproduces the sequential result exactly. Indices are
+    int32 (half the memory traffic of int64; N H W < 2^31 is checked by the caller).
+    """
     n = off.shape[0]
-    base = torch.arange(n, device=off.device, dtype=torch.int32) * (h * w)
-    return _glass_maps(off.unsqueeze(1), d, h, w, base).view(-1)
+    dev = off.device
+    hh = torch.arange(h, device=dev, dtype=torch.int32).view(h, 1)
+    ww = torch.arange(w, device=dev, dtype=torch.int32).view(1, w)
+    dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W)
+    dy, dx = off[..., 0], off[..., 1]
+    delta = dy * w
+    delta += dx
+    delta *= dom  # (N, H, W) int32; 0 outside the domain
+    base = (torch.arange(n, device=dev, dtype=torch.int32) * (h * w)).view(n, 1, 1) + (hh * w + ww)
+    src = (base + delta).view(-1)
+    if d == 1:
+        return src
+    sy, sx = dy + hh, dx + ww  # the source's row and column
+    later = (delta > 0) & dom & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
+    parent = (base + delta * later).view(-1)  # the next pixel of a chain, or the pixel itself
+    while True:  # pointer jumping: every pixel ends at its chain's last pixel
+        nxt = parent.index_select(0, parent)
+        if torch.equal(nxt, parent):
+            break
+        parent = nxt
+    return src.index_select(0, parent)
 
 
 def apply_glass_blur(x, p, ctx, f):
     """Blur, np.uint8(* 255), shuffle pixels `iterations` times, blur again (sigma, max_delta, iterations).
 
-    The passes' source maps are composed first, so the image is gathered once
-    (int32 indices while N * max(C, iterations) * H * W < 2^31, else int64)."""
+    The passes' source maps are composed first, so the image is gathered once."""
     sigma, d, iters = float(p[0]), int(p[1]), int(p[2])
     n, c, h, w = x.shape
+    if n * h * w >= 2 ** 31:
+        raise ValueError(f"x.shape={tuple(x.shape)} is invalid for glass_blur; allowed: N*H*W < 2^31 (split the batch)")
     y = torch.floor_(_ops.gaussian_blur(x, sigma).mul_(255))
-    off = f["offsets"].to(device=x.device)
-    dt = torch.int32 if n * max(c, iters) * h * w < 2 ** 31 else torch.int64
-    base = torch.arange(n, device=x.device, dtype=dt) * (c * h * w)
-    q = _glass_maps(off, d, h, w, base)  # (N, H*W) into y's flat storage, channel 0
-    idx = q.view(n, 1, h * w) + (torch.arange(c, device=x.device, dtype=dt) * (h * w)).view(1, c, 1)
-    y = y.reshape(-1).index_select(0, idx.view(-1)).view(n, c, h, w)
+    off = f["offsets"].to(device=x.device, dtype=torch.int32)
+    q = None
+    for i in range(iters - 1, -1, -1):  # composed map: last pass's map into the earlier ones
+        m = _source_map(off[:, i], d, h, w)
+        q = m if q is None else m.index_select(0, q)
+    y = torch.stack([y[:, j].reshape(-1).index_select(0, q).view(n, h, w) for j in range(c)], 1)
     return _ops.gaussian_blur(y.div_(255.0), sigma).clamp_(0, 1).mul_(255)
 
 
