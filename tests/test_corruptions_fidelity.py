@@ -82,7 +82,7 @@ def test_plasma_matches_the_reference_given_the_same_uniforms():
     from imagecorruptions.corruptions import plasma_fractal
 
     from dstlib.corruptions.weather import plasma_draws
-    from dstlib.corruptions.weather import plasma_fractal as ours
+    from dstlib.corruptions.weather import plasma_map as ours
 
     for size, decay in ((32, 3.0), (256, 1.4)):
         np.random.seed(5)

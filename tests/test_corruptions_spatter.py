@@ -74,10 +74,10 @@ def test_canny_matches_opencv_on_varied_images():
 
 
 def test_plasma_map_crop_equals_the_whole_map_cropped():
-    from dstlib.corruptions.weather import plasma_draws, plasma_fractal, plasma_map
+    from dstlib.corruptions.weather import plasma_draws, plasma_map
 
     u = torch.rand(3, plasma_draws(64), generator=torch.Generator().manual_seed(3))
-    full = plasma_fractal(u, 64, 1.75)
+    full = plasma_map(u, 64, 1.75)
     assert full.shape == (3, 64, 64) and float(full.min()) == 0.0 and float(full.max()) == 1.0
     for h, w in ((64, 64), (40, 51), (33, 64)):
         assert torch.equal(plasma_map(u, 64, 1.75, h, w), full[:, :h, :w])

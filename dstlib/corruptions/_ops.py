@@ -203,7 +203,8 @@ def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -
 
 
 def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
-    """conv_separable always as sums of shifted views (no FFT), any kernel length."""
+    """conv_separable always as sums of shifted views (no FFT, no matmul), any kernel
+    length, in x's dtype: the same sums in the same order whatever the image size."""
     y = _shifted_sum(pad2d(x, len(kh) // 2, 0, mode), kh, -2) if len(kh) > 1 else x
     return _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1) if len(kw) > 1 else y
 
@@ -265,12 +266,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate
     """skimage.filters.gaussian / scipy.ndimage.gaussian_filter over H and W (default mode 'nearest')."""
     k = gaussian_kernel1d(sigma, truncate)
     return conv_separable(x, k, k, mode) if len(k) > 1 else x
-
-
-def box_blur3(x: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
-    """OpenCV cv2.blur(x, (3, 3)) on float data (BORDER_REFLECT_101): row sums, column sums, /9."""
-    k = np.ones(3)
-    return conv_separable(x, k, k, mode) * (1.0 / 9.0)
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:

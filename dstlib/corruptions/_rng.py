@@ -61,11 +61,6 @@ def _shift(k: int, device: str) -> torch.Tensor:
     return torch.tensor(k, dtype=torch.int32, device=device)
 
 
-def _srl(h: torch.Tensor, k: int) -> torch.Tensor:
-    """Logical right shift of int32 (uint32 bit patterns): arithmetic shift, then mask."""
-    return torch.bitwise_right_shift(h, k).bitwise_and_((1 << (32 - k)) - 1)
-
-
 def _xorshift_(h: torch.Tensor, k: int, tmp: torch.Tensor) -> None:
     """h ^= h >>> k in place, through the scratch tensor tmp (same shape)."""
     torch.bitwise_right_shift(h, k, out=tmp)

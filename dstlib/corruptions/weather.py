@@ -109,11 +109,6 @@ def plasma_map(u: torch.Tensor, size: int, decay: float, h: int | None = None, w
     return out[:, :h, :w]
 
 
-def plasma_fractal(u: torch.Tensor, size: int, decay: float) -> torch.Tensor:
-    """The whole normalised plasma map (N, size, size), float32 (see plasma_map)."""
-    return plasma_map(u, size, decay)
-
-
 def draw_fog(seeds, p, ctx):
     size = next_pow2(max(ctx.shape[1], ctx.shape[2]))
     return {"plasma_u": _rng.uniform(seeds, 0, (plasma_draws(size),), ctx.device, torch.float32)}
@@ -268,23 +263,6 @@ def _pad_replicate(t: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
         out[:, :, :pw] = out[:, :, pw:pw + 1]
         out[:, :, pw + w:] = out[:, :, pw + w - 1:pw + w]
     return out
-
-
-def _gauss_nearest(z: torch.Tensor, k: np.ndarray) -> torch.Tensor:
-    """Correlate (N, H, W) with k vertically then horizontally, 'nearest' borders, as
-    sums of shifted views in z's dtype (the same sums, in the same order, as
-    _ops.separable_shifted)."""
-    n, h, w = z.shape
-    r, kk = len(k) // 2, k.tolist()
-    p = _pad_replicate(z, r, 0)
-    y = p[:, :h] * kk[0]
-    for i in range(1, len(kk)):
-        y.add_(p[:, i:i + h], alpha=kk[i])
-    p = _pad_replicate(y, 0, r)
-    y = p[:, :, :w] * kk[0]
-    for i in range(1, len(kk)):
-        y.add_(p[:, :, i:i + w], alpha=kk[i])
-    return y
 
 
 def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
@@ -484,12 +462,12 @@ def apply_spatter(x, p, ctx, f):
     OpenCV chain), mode 1 covers x with mud. Gray images get the colour's luma.
 
     float32 throughout (the reference smooths in float64: a handful of 8-bit layer
-    values and threshold tests move, VERSION 4); the layer is loc + scale * G(normal)."""
+    values and threshold tests move, VERSION 3); the layer is loc + scale * G(normal)."""
     loc, scale, sigma, thr, inten, mode = p
     n, c, h, w = x.shape
     k = _ops.gaussian_kernel1d(float(sigma))
     z = f["normal"].to(x.device, torch.float32)[:, 0]
-    liquid = _gauss_nearest(z, k) if len(k) > 1 else z.clone()
+    liquid = _ops.separable_shifted(z, k, k, "nearest") if len(k) > 1 else z.clone()
     liquid.mul_(float(scale)).add_(float(loc))
     colour = torch.tensor(WATER if mode == 0 else MUD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     if c == 1:
