@@ -251,20 +251,6 @@ MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
 _TG22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
 
 
-def _pad_replicate(t: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """(N, H, W) padded by edge replication (any dtype): one copy plus border slices."""
-    n, h, w = t.shape
-    out = t.new_empty(n, h + 2 * ph, w + 2 * pw)
-    out[:, ph:ph + h, pw:pw + w] = t
-    if ph:
-        out[:, :ph, pw:pw + w] = t[:, :1]
-        out[:, ph + h:, pw:pw + w] = t[:, -1:]
-    if pw:
-        out[:, :, :pw] = out[:, :, pw:pw + 1]
-        out[:, :, pw + w:] = out[:, :, pw + w - 1:pw + w]
-    return out
-
-
 def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     """OpenCV cv2.Canny(img, low, high) on 8-bit images (N, H, W) of integer values:
     3x3 Sobel with BORDER_REPLICATE, L1 magnitude, OpenCV's non-maximum
@@ -275,7 +261,7 @@ def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     2^16) (vertical) are, with t = ax TG22 / 2^15, ay <= floor(t) and ay - 2 ax >
     floor(t) (t is an integer only for ax = 0, where m > 0 needs ay > 0: both agree)."""
     n, h, w = img.shape
-    p = _pad_replicate(img.to(torch.int16), 1, 1)
+    p = _ops.pad2d(img.to(torch.int16), 1, 1, "nearest")
     sv = p[:, 1:-1] * 2  # vertical [1, 2, 1] and [-1, 0, 1] over all padded columns
     sv += p[:, :-2]
     sv += p[:, 2:]
