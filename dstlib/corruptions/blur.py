@@ -47,17 +47,19 @@ def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
     hh = torch.arange(h, device=dev, dtype=torch.int32).view(h, 1)
     ww = torch.arange(w, device=dev, dtype=torch.int32).view(1, w)
     dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W)
-    dy, dx = off[..., 0], off[..., 1]
+    # planar copies: int ops on the interleaved (dy, dx) views take a slow strided path
+    dy, dx = off[..., 0].contiguous(), off[..., 1].contiguous()
     delta = dy * w
     delta += dx
     delta *= dom  # (N, H, W) int32; 0 outside the domain
-    base = (torch.arange(n, device=dev, dtype=torch.int32) * (h * w)).view(n, 1, 1) + (hh * w + ww)
-    src = (base + delta).view(-1)
+    pos = hh * w + ww
+    img = (torch.arange(n, device=dev, dtype=torch.int32) * (h * w)).view(n, 1, 1)
     if d == 1:
-        return src
-    sy, sx = dy + hh, dx + ww  # the source's row and column
+        return (delta + pos).add_(img).view(-1)
+    sy, sx = dy.add_(hh), dx.add_(ww)  # the source's row and column
     later = (delta > 0) & dom & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
-    parent = (base + delta * later).view(-1)  # the next pixel of a chain, or the pixel itself
+    parent = (delta * later).add_(pos).add_(img).view(-1)  # the next pixel of a chain, or the pixel itself
+    src = delta.add_(pos).add_(img).view(-1)
     while True:  # pointer jumping: every pixel ends at its chain's last pixel
         nxt = parent.index_select(0, parent)
         if torch.equal(nxt, parent):
