@@ -126,18 +126,29 @@ def _to_planes_last(x: torch.Tensor) -> torch.Tensor:
     return buf.permute(2, 0, 1).unsqueeze(0)
 
 
-def _zoom_layer(xc: torch.Tensor, z: float, trim: str) -> torch.Tensor:
-    """_ops.clipped_zoom on a planes-last image (corner-aligned bilinear on the centre crop)."""
+def _cl_view(flat: torch.Tensor, c: int, h: int, w: int) -> torch.Tensor:
+    """A dense channels_last (1, c, h, w) tensor on the start of the 1-D buffer `flat`."""
+    return flat[:c * h * w].as_strided((1, c, h, w), (c * h * w, 1, w * c, c))
+
+
+def _zoom_layer(xc: torch.Tensor, z: float, trim: str, bufs: tuple | None = None) -> torch.Tensor:
+    """_ops.clipped_zoom on a planes-last image (corner-aligned bilinear on the centre crop).
+    `bufs`: two 1-D buffers of at least xc's size for the crop and the zoomed image, reused
+    across layers (fresh multi-megabyte tensors per layer cost page faults)."""
     h, w = xc.shape[-2:]
+    p = xc.shape[1]
     ch, cw = int(math.ceil(h / z)), int(math.ceil(w / z))
     oh, ow = _ops.scipy_zoom_size(ch, z), _ops.scipy_zoom_size(cw, z)
     t0, l0 = (h - ch) // 2, (w - cw) // 2
     crop = xc[:, :, t0:t0 + ch, l0:l0 + cw]
     if (oh, ow) == (ch, cw):
         big = crop
-    else:
+    elif bufs is None or bufs[1].numel() < p * oh * ow:
         crop = crop.contiguous(memory_format=torch.channels_last)
         big = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
+    else:
+        crop = _cl_view(bufs[0], p, ch, cw).copy_(crop)
+        big = torch._C._nn.upsample_bilinear2d(crop, (oh, ow), True, None, None, out=_cl_view(bufs[1], p, oh, ow))
     th, tw = ((oh - h) // 2, (ow - w) // 2) if trim == "center" else (0, 0)
     return big[:, :, th:th + h, tw:tw + w]
 
@@ -148,9 +159,11 @@ def apply_zoom_blur(x, p, ctx, f):
     zs = zoom_factors(p)
     n, c, h, w = x.shape
     xc = _to_planes_last(x)
+    big = max(_ops.scipy_zoom_size(int(math.ceil(s / float(z))), float(z)) for z in zs for s in (h, w)) if len(zs) else h
+    bufs = (xc.new_empty(xc.numel()), xc.new_empty(xc.shape[1] * big * big))
     acc = None
     for z in zs:
-        layer = _zoom_layer(xc, float(z), ctx.style["zoom_trim"])
+        layer = _zoom_layer(xc, float(z), ctx.style["zoom_trim"], bufs)
         acc = layer.clone(memory_format=torch.channels_last) if acc is None else acc.add_(layer)
     out = acc.add_(xc, alpha=1) if acc is not None else xc.clone()
     # x + sum, as the reference adds them (addition commutes exactly)
