@@ -455,13 +455,17 @@ def _motion_gather(x: torch.Tensor, k: np.ndarray, dy: np.ndarray, dx: np.ndarra
     rows += (np.arange(n, dtype=idt)[None, :] * (h * wp) + left + np.ascontiguousarray(dxl.T, dtype=idt))[..., None]
     starts = torch.from_numpy(rows).to(dev)  # (T, N, H) window starts
     wk = torch.from_numpy(np.where(live, k[None], 0.0)).to(dev, x.dtype)
-    out = None
+    out = rows = None
     for t in range(dy.shape[1]):
         if not live[:, t].any():
             break
-        g = win.index_select(0, starts[t].view(-1)).view(n, h * w * cp)
-        g.mul_(wk[:, t].view(n, 1))
-        out = g if out is None else out.add_(g)
+        # later taps reuse one buffer for their rows (fresh pages per tap cost more than the copy)
+        rows = torch.index_select(win, 0, starts[t].view(-1), out=rows if out is not None else None)
+        g = rows.view(n, h * w * cp).mul_(wk[:, t].view(n, 1))
+        if out is None:
+            out, rows = g, None
+        else:
+            out.add_(g)
     if out is None:
         return torch.zeros_like(x)
     return out.view(n, h, w, cp)[..., :c].permute(0, 3, 1, 2).contiguous()
