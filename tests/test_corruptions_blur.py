@@ -42,16 +42,21 @@ def _sequential_pass(img, off, d):
     return x
 
 
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_glass_source_map_equals_the_sequential_loop(d):
-    rng = np.random.default_rng(d)
-    n, h, w = 3, 13, 11
+@pytest.mark.parametrize("planar", [False, True])
+@pytest.mark.parametrize("d,h,w", [(1, 13, 11), (2, 13, 11), (3, 13, 11), (2, 60, 70)])
+def test_glass_source_map_equals_the_sequential_loop(d, h, w, planar):
+    rng = np.random.default_rng(d + h)
+    n = 3
     off = rng.integers(-d, d, size=(n, h, w, 2))
     img = rng.integers(0, 1000, size=(n, h, w))
-    q = _source_map(torch.from_numpy(off).to(torch.int32), d, h, w)
+    t = torch.from_numpy(off).to(torch.int32)
+    if planar:  # the layout the drawer returns: (dy, dx) planes behind a (.., 2) view
+        t = t.movedim(-1, 1).contiguous().movedim(1, -1)
+    q = _source_map(t, d, h, w)
     got = torch.from_numpy(img).reshape(-1)[q].view(n, h, w).numpy()
     for i in range(n):
         assert np.array_equal(got[i], _sequential_pass(img[i], off[i], d))
+    assert torch.equal(t, torch.from_numpy(off).to(torch.int32))  # the offsets are left alone
 
 
 @pytest.mark.parametrize("name,size,table", [("zoom_blur", 32, "cifar"), ("zoom_blur", 40, "imagenet"),

@@ -172,15 +172,15 @@ def integers(seeds, stream: int, shape, high, device="cpu") -> torch.Tensor:
 
 def pairs_pow2(seeds, stream: int, shape, log2_high: int, device="cpu") -> torch.Tensor:
     """(N, *shape, 2) int32 pairs, each uniform in [0, 2^log2_high) exactly, from one draw:
-    the top bits of its high and of its low 16-bit half (log2_high <= 16)."""
+    the top bits of its high and of its low 16-bit half (log2_high <= 16). The pair axis
+    is a view of planar storage (N, 2, *shape): each member is contiguous per image."""
     h = bits(seeds, stream, shape, device, _slot="bits")
-    out = torch.empty(h.shape + (2,), dtype=torch.int32, device=h.device)
+    out = torch.empty((h.shape[0], 2) + tuple(shape), dtype=torch.int32, device=h.device)
     mask = (1 << log2_high) - 1
-    t = torch.bitwise_right_shift(h, 32 - log2_high, out=_scratch("a", h.shape, torch.int32, h.device))
-    out[..., 0] = t.bitwise_and_(mask)
+    torch.bitwise_right_shift(h, 32 - log2_high, out=out[:, 0]).bitwise_and_(mask)
     h >>= 16 - log2_high
-    out[..., 1] = h.bitwise_and_(mask)
-    return out
+    torch.bitwise_and(h, mask, out=out[:, 1])
+    return out.movedim(1, -1)
 
 
 ANGLE_BITS = 16

@@ -1,7 +1,9 @@
 """Blur corruptions: gaussian, defocus, glass, motion, zoom (see noise.py for the pattern)."""
 from __future__ import annotations
 
+import itertools
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -30,6 +32,16 @@ def draw_glass_blur(seeds, p, ctx):
     return {"offsets": _rng.integers(seeds, 0, shape + (2,), 2 * d, ctx.device).sub_(d)}
 
 
+@lru_cache(maxsize=32)
+def _glass_grid(d: int, h: int, w: int, device: str) -> tuple[torch.Tensor, ...]:
+    """Per-position int32 constants of the pass: the loop's domain (1 inside), the flat
+    position, and the bounds' slack for a source in the domain (>= 0 when it is)."""
+    hh = torch.arange(h, device=device, dtype=torch.int32).view(h, 1)
+    ww = torch.arange(w, device=device, dtype=torch.int32).view(1, w)
+    dom = ((hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)).to(torch.int32)
+    return dom, hh * w + ww, (h - d) - hh, ww - (d + 1), (w - d) - ww
+
+
 def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
     """One pass of the reference's pixel loop as a source map: after the pass, pixel p
     holds the pass's input at map[p] (flat int32 indices into the N images).
@@ -40,31 +52,39 @@ def _source_map(off: torch.Tensor, d: int, h: int, w: int) -> torch.Tensor:
     d >= 2 a source later in raster order (dy > 0, or dy = 0 and dx > 0) inside the
     loop's domain was overwritten before: such chains are followed to their end by
     pointer jumping, which reproduces the sequential result exactly. Indices are
-    int32 (half the memory traffic of int64; N H W < 2^31 is checked by the caller).
+    int32 (half the memory traffic of int64; N H W < 2^31 is checked by the caller);
+    the tests are sign bits of int32 differences (comparisons into bool tensors take
+    several times longer on the CPU).
     """
     n = off.shape[0]
-    dev = off.device
-    hh = torch.arange(h, device=dev, dtype=torch.int32).view(h, 1)
-    ww = torch.arange(w, device=dev, dtype=torch.int32).view(1, w)
-    dom = (hh > d) & (hh <= h - d) & (ww > d) & (ww <= w - d)  # (H, W)
-    # planar copies: int ops on the interleaved (dy, dx) views take a slow strided path
-    dy, dx = off[..., 0].contiguous(), off[..., 1].contiguous()
+    dom, pos, below, right_of, left_of = _glass_grid(d, h, w, str(off.device))
+    dy, dx = off[..., 0], off[..., 1]
     delta = dy * w
     delta += dx
     delta *= dom  # (N, H, W) int32; 0 outside the domain
-    pos = hh * w + ww
-    img = (torch.arange(n, device=dev, dtype=torch.int32) * (h * w)).view(n, 1, 1)
+    img = (torch.arange(n, device=off.device, dtype=torch.int32) * (h * w)).view(n, 1, 1)
     if d == 1:
         return (delta + pos).add_(img).view(-1)
-    sy, sx = dy.add_(hh), dx.add_(ww)  # the source's row and column
-    later = (delta > 0) & dom & (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
-    parent = (delta * later).add_(pos).add_(img).view(-1)  # the next pixel of a chain, or the pixel itself
+    # later <=> delta > 0 and the source (y + dy, x + dx) inside the domain; given the pixel
+    # is inside, that leaves y + dy <= H - d, x + dx > d and x + dx <= W - d to test
+    miss = delta - 1
+    miss |= below - dy
+    miss |= dx + right_of
+    miss |= left_of - dx
+    miss >>= 31  # -1 unless every test holds
+    parent = miss.bitwise_not_().bitwise_and_(delta).add_(pos).add_(img).view(-1)
     src = delta.add_(pos).add_(img).view(-1)
-    while True:  # pointer jumping: every pixel ends at its chain's last pixel
-        nxt = parent.index_select(0, parent)
-        if torch.equal(nxt, parent):
-            break
-        parent = nxt
+    # pointer jumping: every pixel ends at its chain's last pixel. parent[p] >= p, so
+    # parent[parent] >= parent elementwise and the jump is done when the sum stays; three
+    # unchecked jumps first (chains of up to 8: never all done sooner in big batches)
+    total = None
+    for k in itertools.count():
+        parent = parent.index_select(0, parent)
+        if k >= 2:
+            s = int(parent.sum(dtype=torch.int64))
+            if s == total:
+                break
+            total = s
     return src.index_select(0, parent)
 
 
