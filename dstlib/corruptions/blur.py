@@ -133,13 +133,13 @@ PLANE_BLOCK = 16  # planes-last buffers hold a multiple of this many planes (zer
 
 
 def _to_planes_last(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (1, P', H, W) in channels_last memory: the N*C planes as channels,
-    zero planes up to a multiple of PLANE_BLOCK. Channel-vectorised kernels then treat
-    every real plane alike in any batch (no scalar tail)."""
+    """(N, C, H, W), any dtype -> float32 (1, P', H, W) in channels_last memory: the N*C
+    planes as channels, zero planes up to a multiple of PLANE_BLOCK. Channel-vectorised
+    kernels then treat every real plane alike in any batch (no scalar tail)."""
     n, c, h, w = x.shape
     p = n * c
     pp = -(-p // PLANE_BLOCK) * PLANE_BLOCK
-    buf = x.new_empty((h, w, pp))
+    buf = torch.empty((h, w, pp), dtype=torch.float32, device=x.device)
     buf[..., :p] = x.reshape(p, h * w).t().view(h, w, p)
     if pp > p:
         buf[..., p:] = 0
@@ -174,21 +174,25 @@ def _zoom_layer(xc: torch.Tensor, z: float, trim: str, bufs: tuple | None = None
 
 
 def apply_zoom_blur(x, p, ctx, f):
-    """(x + sum of clipped zooms) / (n + 1), clipped. The zooms run on one planes-last
-    copy of the batch (bilinear vectorised over all planes), summed in factor order."""
+    """(x + sum of clipped zooms) / (n + 1), clipped, truncated to uint8. The zooms run on
+    one planes-last copy of the batch (bilinear vectorised over all planes), made from the
+    uint8 batch and divided by 255 there (the values `corrupt`'s float copy holds), summed
+    in factor order; the result goes back to NCHW as bytes."""
     zs = zoom_factors(p)
-    n, c, h, w = x.shape
-    xc = _to_planes_last(x)
+    u8 = ctx.uint8
+    n, c, h, w = u8.shape
+    xc = _to_planes_last(u8).div_(255.0)
     big = max(_ops.scipy_zoom_size(int(math.ceil(s / float(z))), float(z)) for z in zs for s in (h, w)) if len(zs) else h
     bufs = (xc.new_empty(xc.numel()), xc.new_empty(xc.shape[1] * big * big))
     acc = None
     for z in zs:
         layer = _zoom_layer(xc, float(z), ctx.style["zoom_trim"], bufs)
         acc = layer.clone(memory_format=torch.channels_last) if acc is None else acc.add_(layer)
-    out = acc.add_(xc, alpha=1) if acc is not None else xc.clone()
-    # x + sum, as the reference adds them (addition commutes exactly)
-    out = out.div_(len(zs) + 1)[0, :n * c].contiguous().view(n, c, h, w)
-    return out.clamp_(0, 1).mul_(255)
+    out = acc.add_(xc, alpha=1) if acc is not None else xc.clone(memory_format=torch.channels_last)
+    # x + sum, as the reference adds them (addition commutes exactly); then corrupt's
+    # clamp and truncation, in planes-last order, and one byte transpose back
+    q = out.div_(len(zs) + 1).clamp_(0, 1).mul_(255).to(torch.int32)
+    return torch.empty_like(u8).copy_(q[0, :n * c].view(n, c, h, w))
 
 
 CORRUPTIONS = {
