@@ -68,6 +68,21 @@ def test_planes_last_and_matmul_paths_are_batch_invariant(name, size, table):
         assert torch.equal(C.corrupt(x[lo:hi], name, 5, table=table, index=torch.arange(lo, hi)), full[lo:hi])
 
 
+@pytest.mark.parametrize("planes,size,sigma,mode", [(3 * 7, 110, 3.0, "nearest"), (2 * 9, 100, 2.0, "reflect"),
+                                                     (16, 90, 2.5, "mirror")])
+def test_depthwise_path_equals_the_shifted_views_in_any_batch(planes, size, sigma, mode):
+    from dstlib.corruptions import _ops
+    c = 3 if planes % 3 == 0 else 2 if planes % 2 == 0 else 1
+    x = torch.rand(planes // c, c, size, size, generator=torch.Generator().manual_seed(planes))
+    k = _ops.gaussian_kernel1d(sigma)
+    assert len(k) >= _ops.DEPTHWISE_MIN_TAPS and planes >= _ops.DEPTHWISE_MIN_PLANES
+    assert size > _ops.DENSE_MAX_RATIO * len(k)  # the depthwise path, not the matmul one
+    y = _ops.conv_separable(x, k * 1.5, k, mode)
+    assert torch.equal(y, _ops.separable_shifted(x, k * 1.5, k, mode))
+    # an image alone (below the plane threshold: shifted views) gets the same values
+    assert torch.equal(_ops.conv_separable(x[1:2], k * 1.5, k, mode), y[1:2])
+
+
 def _motion_naive(x, radius, sigma, angle):
     """MagickCore's taps read one value at a time with clamped indices (float64)."""
     n, c, h, w = x.shape
