@@ -292,21 +292,26 @@ def canny(img: torch.Tensor, low: int = 50, high: int = 150) -> torch.Tensor:
     keep |= (z(-1, -1) - m).bitwise_and_(z(1, 1) - m).bitwise_and_(dw_same)
     keep |= (z(-1, 1) - m).bitwise_and_(z(1, -1) - m).bitwise_and_(dw.bitwise_and_(opp))
     keep &= low - m  # m > low
-    cand = keep < 0
-    edge = cand & (m > high)
+    keep >>= 15  # -1 where every test holds: the candidates
+    strong = torch.sub(high, m).bitwise_right_shift_(15).bitwise_and_(keep)  # and m > high
+    cand = keep.to(torch.uint8).bitwise_and_(1).view(torch.bool)
+    edge = strong.to(torch.uint8).bitwise_and_(1).view(torch.bool)
+    row, spare = torch.empty_like(edge), torch.empty_like(edge)
     while True:
-        grown = cand & _dilate3(edge)
-        if torch.equal(grown, edge):
+        grown = _dilate3(edge, row, spare).bitwise_and_(cand)
+        # grown contains edge: done when nothing was added (a byte max: ~50x faster than equal)
+        if not int(torch.bitwise_xor(grown, edge, out=row).view(torch.uint8).amax()):
             return edge
-        edge = grown
+        edge, spare = grown, edge
 
 
-def _dilate3(e: torch.Tensor) -> torch.Tensor:
-    """3x3 binary dilation of a bool (N, H, W) tensor (outside counts as False)."""
-    r = e.clone()
+def _dilate3(e: torch.Tensor, r: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """3x3 binary dilation of a bool (N, H, W) tensor (outside counts as False); r and out
+    are optional buffers of e's shape for the row pass and the result."""
+    r = e.clone() if r is None else r.copy_(e)
     r[:, :, 1:] |= e[:, :, :-1]
     r[:, :, :-1] |= e[:, :, 1:]
-    out = r.clone()
+    out = r.clone() if out is None else out.copy_(r)
     out[:, 1:] |= r[:, :-1]
     out[:, :-1] |= r[:, 1:]
     return out
