@@ -14,7 +14,7 @@ from dstlib.corruptions import _ops, _rng
 
 def apply_gaussian_blur(x, p, ctx, f):
     """skimage gaussian(sigma=c), edges repeated, truncate 4."""
-    return _ops.gaussian_blur(x, p).clamp(0, 1) * 255
+    return _ops.gaussian_blur(x, p).clamp_(0, 1).mul_(255)
 
 
 def apply_defocus_blur(x, p, ctx, f):
@@ -118,10 +118,10 @@ def apply_motion_blur(x, p, ctx, f):
     `tiny` tables the result is rounded to 8 bits as ImageMagick returns it;
     the `imagenet` table keeps the port's float result (then truncated).
     """
-    y = _ops.motion_blur(x * 255, int(p[0]), float(p[1]), f["angle"])
+    y = _ops.motion_blur(x.mul_(255), int(p[0]), float(p[1]), f["angle"])  # a fresh tensor
     if ctx.style["motion_round"]:
-        y = torch.round(y)
-    return y.clamp(0, 255)
+        y = y.round_()
+    return y.clamp_(0, 255)
 
 
 def zoom_factors(p) -> np.ndarray:

@@ -391,19 +391,20 @@ def distance_to_zero(src: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
 
 
 def equalize_hist(img: torch.Tensor) -> torch.Tensor:
-    """cv2.equalizeHist per image (N, H, W), integer values 0..255 in and out."""
+    """cv2.equalizeHist per image (N, H, W), integer values 0..255 in and out (float).
+    Image i's values index bins 256 i .. 256 i + 255: one bincount and one lookup for the batch."""
     n = img.shape[0]
-    v = img.long().reshape(n, -1)
-    hist = torch.zeros(n, 256, dtype=torch.long, device=img.device).scatter_add_(1, v, torch.ones_like(v))
-    first = (hist > 0).float().argmax(dim=1, keepdim=True)
+    v = img.reshape(n, -1).to(torch.int32)
+    v += (torch.arange(n, dtype=torch.int32, device=img.device) * 256).view(n, 1)
+    hist = torch.bincount(v.view(-1), minlength=256 * n).view(n, 256)
+    first = (hist > 0).to(torch.uint8).argmax(dim=1, keepdim=True)
     total = v.shape[1]
     hfirst = torch.gather(hist, 1, first)
     cs = torch.cumsum(hist, 1)
     scale = 255.0 / (total - hfirst).clamp(min=1).float()
     lut = torch.round((cs - torch.gather(cs, 1, first)).float() * scale).clamp(0, 255)
-    out = torch.gather(lut, 1, v).reshape(img.shape)
-    same = (hfirst == total).view(n, *([1] * (img.ndim - 1)))
-    return torch.where(same, first.view_as(same).float(), out)
+    lut = torch.where(hfirst == total, first.float(), lut)  # one value: OpenCV returns the image as is
+    return lut.view(-1).index_select(0, v.view(-1)).view(img.shape)
 
 
 def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
