@@ -49,10 +49,15 @@ def test_derived_integer_draws_follow_their_documented_formulas():
     assert np.array_equal(_rng.uniform(SEEDS, 1, (6, 5), dtype=torch.float64).numpy(), h * 2.0 ** -32)
     assert np.array_equal(_rng.integers(SEEDS, 1, (6, 5), 7).numpy(), ((h >> 8) * 7) >> 24)
     assert np.array_equal(_rng.integers(SEEDS, 1, (6, 5), 1000).numpy(), (h * 1000) >> 32)
-    for log2 in (1, 3, 16):
-        pr = _rng.pairs_pow2(SEEDS, 1, (6, 5), log2).numpy()
-        assert np.array_equal(pr[..., 0], h >> (32 - log2))
-        assert np.array_equal(pr[..., 1], (h & 0xFFFF) >> (16 - log2))
+    for log2 in (1, 2, 3, 16):
+        k = 32 // (2 * log2)
+        mm = -(-30 // k)  # draws per image for the 30 pairs
+        hp = _u32(_rng.bits(SEEDS, 1, (mm,)))
+        pr = _rng.pairs_pow2(SEEDS, 1, (6, 5), log2).numpy().reshape(4, 30, 2)
+        j = np.arange(30)
+        group = (hp[:, j % mm] >> (2 * log2 * (j // mm))) & ((1 << 2 * log2) - 1)
+        assert np.array_equal(pr[..., 0], group >> log2)
+        assert np.array_equal(pr[..., 1], group & ((1 << log2) - 1))
 
 
 def test_bytes_of_the_bits_are_uniform_and_bits_unbiased():

@@ -54,13 +54,14 @@ __all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
            "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
 
-VERSION = 3
+VERSION = 4
 """Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
 3: float32 elastic sampling, FFT defocus, batched zoom, matmul Gaussians move a
 few pixels by one level; normals with a 16-bit angle, Poisson by alias tables and
 impulse noise from 16-bit draws give new draws of the same distributions;
-brightness and saturate in closed form without masks move ties by one level); cached
-evaluations keyed on it are then recomputed."""
+brightness and saturate in closed form without masks move ties by one level;
+4: glass-blur offsets packed several to a draw, normals' radius by numpy's log and
+sqrt on the CPU (an ulp apart)); cached evaluations keyed on it are then recomputed."""
 
 _REGISTRY: dict = {}
 for _m in (noise, blur, weather, digital):

@@ -20,7 +20,8 @@ place (13 int32 passes: the Weyl step, then shift into a scratch buffer, mask
   arithmetic shift: ((bits >> 8) | 1) + 2^23), and its angle from a 16-bit half of draw
   P + k // 2 (low half for even k, high half for odd k), theta = 2 pi (a + 1/2) / 2^16
   for a the half's unsigned value, cos and sin read from two 2^16-entry tables
-  (float32 of the float64 values); elements k and P + k are r cos, r sin. The
+  (float32 of the float64 values); elements k and P + k are r cos, r sin (r in
+  float32; on the CPU numpy's log and sqrt, elsewhere torch's: within an ulp). The
   16-bit angle is sound: the density of r cos(theta) over 2^16 equally spaced
   angles is a periodic trapezoid rule of the exact one (error decays faster than
   any power of the spacing), except within ~pi/2^16 of zero (there it dips: no
@@ -28,8 +29,9 @@ place (13 int32 passes: the Weyl step, then shift into a scratch buffer, mask
 - integers in [0, m): floor(bits * m / 2^32) (multiply-shift, bias <= m / 2^32);
 - Poisson: Walker's alias method on the pmf quantised to 2^-32 (see `poisson`).
 
-bits, uniform, integers and pairs_pow2 give the same integers as in corruptions
-VERSION 2; normal and poisson changed scheme after it (same distributions). Big
+bits, uniform and integers give the same integers as in corruptions VERSION 2;
+normal and poisson changed scheme in VERSION 3, pairs_pow2 (packed: one draw per
+32 // (2 b) pairs) in VERSION 4 (same distributions). Big
 CPU intermediates live in per-thread scratch buffers (`_scratch`), so repeated
 draws do not page-fault; results never share them.
 """
@@ -171,16 +173,23 @@ def integers(seeds, stream: int, shape, high, device="cpu") -> torch.Tensor:
 
 
 def pairs_pow2(seeds, stream: int, shape, log2_high: int, device="cpu") -> torch.Tensor:
-    """(N, *shape, 2) int32 pairs, each uniform in [0, 2^log2_high) exactly, from one draw:
-    the top bits of its high and of its low 16-bit half (log2_high <= 16). The pair axis
-    is a view of planar storage (N, 2, *shape): each member is contiguous per image."""
-    h = bits(seeds, stream, shape, device, _slot="bits")
-    out = torch.empty((h.shape[0], 2) + tuple(shape), dtype=torch.int32, device=h.device)
-    mask = (1 << log2_high) - 1
-    torch.bitwise_right_shift(h, 32 - log2_high, out=out[:, 0]).bitwise_and_(mask)
-    h >>= 16 - log2_high
-    torch.bitwise_and(h, mask, out=out[:, 1])
-    return out.movedim(1, -1)
+    """(N, *shape, 2) int32 pairs, each member uniform in [0, 2^b) exactly (b = log2_high
+    <= 16), k = 32 // (2 b) pairs per 32-bit draw: with M = ceil(m / k) draws for the m
+    pairs of an image, pair j reads bit group g = j // M (bits 2 b g .. 2 b g + 2 b - 1,
+    from the lowest) of draw j % M, its high b bits as the first member, its low b bits
+    as the second. The pair axis is a view of planar storage (N, 2, *shape)."""
+    b = int(log2_high)
+    m = math.prod(shape)
+    k = 32 // (2 * b)
+    mm = -(-m // k)
+    h = bits(seeds, stream, (mm,), device, _slot="bits")
+    n = h.shape[0]
+    out = torch.empty((n, 2, k * mm), dtype=torch.int32, device=h.device)
+    mask = (1 << b) - 1
+    for g in range(k):  # contiguous blocks of the field: one shift and one mask each
+        torch.bitwise_right_shift(h, 2 * b * g + b, out=out[:, 0, g * mm:(g + 1) * mm]).bitwise_and_(mask)
+        torch.bitwise_right_shift(h, 2 * b * g, out=out[:, 1, g * mm:(g + 1) * mm]).bitwise_and_(mask)
+    return out[:, :, :m].view(n, 2, *shape).movedim(1, -1)
 
 
 ANGLE_BITS = 16
@@ -208,7 +217,13 @@ def normal(seeds, stream: int, shape, device="cpu") -> torch.Tensor:
     hu |= 1   # odd: v + 2^23 in [1, 2^24 - 1]
     r = _scratch("a", (n, p), torch.float32, dev)
     r.copy_(hu).mul_(2.0 ** -24).add_(0.5)  # u1 = (v + 2^23) / 2^24, exact
-    r.log_().mul_(-2.0).sqrt_()
+    if r.device.type == "cpu":  # numpy's vectorised log and sqrt take about half torch's time here
+        rn = r.numpy()
+        np.log(rn, out=rn)
+        np.multiply(rn, -2.0, out=rn)
+        np.sqrt(rn, out=rn)
+    else:
+        r.log_().mul_(-2.0).sqrt_()
     a = _scratch("b", (n, p), torch.int32, dev)
     a.copy_(h[:, p:].view(torch.int16)[:, :p])
     a &= (1 << ANGLE_BITS) - 1
