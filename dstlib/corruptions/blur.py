@@ -191,7 +191,7 @@ def apply_zoom_blur(x, p, ctx, f):
     out = acc.add_(xc, alpha=1) if acc is not None else xc.clone(memory_format=torch.channels_last)
     # x + sum, as the reference adds them (addition commutes exactly); then corrupt's
     # clamp and truncation, in planes-last order, and one byte transpose back
-    q = out.div_(len(zs) + 1).clamp_(0, 1).mul_(255).to(torch.int32)
+    q = out.div_(len(zs) + 1).clamp_(0, 1).mul_(255).to(torch.int16)
     return torch.empty_like(u8).copy_(q[0, :n * c].view(n, c, h, w))
 
 

@@ -329,8 +329,8 @@ def _sample_reflect(u8: torch.Tensor, x: torch.Tensor | None, d: torch.Tensor) -
         xi = u8[i:i + step].to(torch.float32) if x is None else x[i:i + step]
         y = F.grid_sample(xi, g[i:i + step], mode="bilinear", padding_mode="border", align_corners=False)
         # bilinear weights sum to 1 (to float32 rounding): y lies in [-eps, 255 + eps], and the
-        # int32 cast truncates toward zero, as clamping first would
-        out[i:i + step] = y.to(torch.int32)
+        # int16 cast truncates toward zero, as clamping first would
+        out[i:i + step] = y.to(torch.int16)
     return out
 
 

@@ -25,9 +25,9 @@ def draw_normal(seeds, p, ctx):
 
 def _to_uint8(y):
     """np.uint8(np.clip(y, 0, 1) * 255) in place on a float tensor y (truncation; through
-    an int32 scratch buffer: exact for 0..255, and on CPU twice as fast as float -> uint8)."""
+    an int16 scratch buffer: exact for 0..255, and on CPU ~3x as fast as float -> uint8)."""
     y.clamp_(0, 1).mul_(255)
-    return _rng._scratch("b", y.shape, torch.int32, y.device).copy_(y).to(torch.uint8)
+    return _rng._scratch("b", y.shape, torch.int16, y.device).copy_(y).to(torch.uint8)
 
 
 def apply_gaussian_noise(x, p, ctx, f):
