@@ -68,19 +68,27 @@ def test_planes_last_and_matmul_paths_are_batch_invariant(name, size, table):
         assert torch.equal(C.corrupt(x[lo:hi], name, 5, table=table, index=torch.arange(lo, hi)), full[lo:hi])
 
 
-@pytest.mark.parametrize("planes,size,sigma,mode", [(3 * 7, 110, 3.0, "nearest"), (2 * 9, 100, 2.0, "reflect"),
-                                                     (16, 90, 2.5, "mirror")])
+@pytest.mark.parametrize("planes,size,sigma,mode", [(3 * 7, 140, 3.0, "nearest"), (2 * 9, 130, 2.0, "reflect"),
+                                                     (16, 128, 2.5, "mirror")])
 def test_depthwise_path_equals_the_shifted_views_in_any_batch(planes, size, sigma, mode):
     from dstlib.corruptions import _ops
     c = 3 if planes % 3 == 0 else 2 if planes % 2 == 0 else 1
     x = torch.rand(planes // c, c, size, size, generator=torch.Generator().manual_seed(planes))
     k = _ops.gaussian_kernel1d(sigma)
-    assert len(k) >= _ops.DEPTHWISE_MIN_TAPS and planes >= _ops.DEPTHWISE_MIN_PLANES
-    assert size > _ops.DENSE_MAX_RATIO * len(k)  # the depthwise path, not the matmul one
+    assert _ops._depthwise_pays(x, k, k) and size > _ops.DENSE_MAX_RATIO * len(k)  # the depthwise path
     y = _ops.conv_separable(x, k * 1.5, k, mode)
     assert torch.equal(y, _ops.separable_shifted(x, k * 1.5, k, mode))
     # an image alone (below the plane threshold: shifted views) gets the same values
+    assert not _ops._depthwise_pays(x[1:2], k, k)
     assert torch.equal(_ops.conv_separable(x[1:2], k * 1.5, k, mode), y[1:2])
+
+
+def test_a_one_tap_axis_still_scales():
+    from dstlib.corruptions import _ops
+    x = torch.rand(2, 1, 20, 40)
+    k = _ops.gaussian_kernel1d(1.0)
+    want = _ops.conv_separable(x, np.ones(1), k, "reflect") * 3.0
+    assert torch.allclose(_ops.conv_separable(x, np.full(1, 3.0), k, "reflect"), want)
 
 
 def _motion_naive(x, radius, sigma, angle):

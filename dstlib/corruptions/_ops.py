@@ -181,8 +181,8 @@ def _dense_axis(x: torch.Tensor, k: np.ndarray, mode: str, axis: int) -> torch.T
 
 def _filter_axis(x: torch.Tensor, k: np.ndarray, mode: str, axis: int) -> torch.Tensor:
     """Correlation along one axis: a small matmul for short axes, else shifted views."""
-    if len(k) <= 1:
-        return x
+    if len(k) <= 1:  # one tap: a scale (1 for a one-tap Gaussian)
+        return x if float(k[0]) == 1.0 else x * float(k[0])
     n = x.shape[axis]
     if n <= DENSE_MAX_RATIO * len(k) and x.is_floating_point():
         return _dense_axis(x, k, mode, axis)
@@ -200,35 +200,42 @@ def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -
     if max(len(kh), len(kw)) > FFT_MIN_TAPS:
         return conv2d_same(x, np.outer(kh, kw), mode)
     h, w = x.shape[-2:]
-    if (x.device.type == "cpu" and x.dtype == torch.float32 and x.ndim == 4
-            and x.shape[0] * x.shape[1] >= DEPTHWISE_MIN_PLANES and max(len(kh), len(kw)) >= DEPTHWISE_MIN_TAPS
-            and h > DENSE_MAX_RATIO * len(kh) and w > DENSE_MAX_RATIO * len(kw)):
+    if _depthwise_pays(x, kh, kw) and h > DENSE_MAX_RATIO * len(kh) and w > DENSE_MAX_RATIO * len(kw):
         return _depthwise_separable(x, kh, kw, mode)
     return _filter_axis(_filter_axis(x, kh, mode, -2), kw, mode, -1)
 
 
-DEPTHWISE_MIN_PLANES, DEPTHWISE_MIN_TAPS = 16, 15  # measured: below either, shifted views win
+# measured on the CPU: with fewer planes, shorter kernels or smaller planes, shifted views win
+DEPTHWISE_MIN_PLANES, DEPTHWISE_MIN_TAPS, DEPTHWISE_MIN_PIXELS = 16, 15, 128 * 128
+
+
+def _depthwise_pays(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray) -> bool:
+    planes = math.prod(x.shape[:-2])
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.ndim in (3, 4)
+            and planes >= DEPTHWISE_MIN_PLANES and max(len(kh), len(kw)) >= DEPTHWISE_MIN_TAPS
+            and x.shape[-2] * x.shape[-1] >= DEPTHWISE_MIN_PIXELS)
 
 
 def _depthwise_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
     """conv_separable on the CPU as two depthwise convolutions (oneDNN, planes as channels
     in channels_last memory: vectorised across planes, each plane alone). Each output is
     the same tap-ordered sum as the shifted views'; the tests pin the equality."""
-    n, c, h, w = x.shape
-    p = n * c
+    shape = x.shape
+    h, w = shape[-2:]
+    p = math.prod(shape[:-2])
     xp = pad2d(x, len(kh) // 2, len(kw) // 2, mode).reshape(1, p, h + len(kh) - 1, w + len(kw) - 1)
     xp = xp.contiguous(memory_format=torch.channels_last)
     wh = torch.from_numpy(np.asarray(kh, dtype=np.float32)).view(1, 1, -1, 1).expand(p, 1, -1, 1)
     ww = torch.from_numpy(np.asarray(kw, dtype=np.float32)).view(1, 1, 1, -1).expand(p, 1, 1, -1)
     y = F.conv2d(F.conv2d(xp, wh, groups=p), ww, groups=p)
-    return y[0].contiguous().view(n, c, h, w)
+    return y[0].contiguous().view(shape)
 
 
 def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
     """conv_separable always as sums of shifted views (no FFT, no matmul), any kernel
     length, in x's dtype: the same sums in the same order whatever the image size."""
-    y = _shifted_sum(pad2d(x, len(kh) // 2, 0, mode), kh, -2) if len(kh) > 1 else x
-    return _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1) if len(kw) > 1 else y
+    y = _shifted_sum(pad2d(x, len(kh) // 2, 0, mode), kh, -2)
+    return _shifted_sum(pad2d(y, 0, len(kw) // 2, mode), kw, -1)
 
 
 SHIFTED_MAX_TAPS = 49  # 2-D kernels with at most this many nonzero taps: shifted views
