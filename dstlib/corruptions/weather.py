@@ -440,8 +440,10 @@ def _water_mask(liquid: torch.Tensor) -> torch.Tensor:
     s += p[:, 2:]
     b = s[:, :, :-2] + s[:, :, 1:-1]
     b += s[:, :, 2:]
-    b.mul_(2).add_(9).div_(18, rounding_mode="floor")  # floor(b / 9 + 0.5)
-    return b.to(torch.float32).mul_(l8)
+    # floor(b / 9 + 0.5) in float32: b <= 2295, so (b + 4.5) / 9 stays >= 1/18 from the next
+    # integer, far beyond the rounding (exhaustively equal; integer division has no SIMD path)
+    bf = b.to(torch.float32).add_(4.5).mul_(1.0 / 9.0).floor_()
+    return bf.mul_(l8.to(torch.float32))  # same dtypes: mixed-dtype in-place ops take a slow path
 
 
 def draw_spatter(seeds, p, ctx):
