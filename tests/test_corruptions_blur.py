@@ -83,6 +83,17 @@ def test_depthwise_path_equals_the_shifted_views_in_any_batch(planes, size, sigm
     assert torch.equal(_ops.conv_separable(x[1:2], k * 1.5, k, mode), y[1:2])
 
 
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror"])
+def test_gaussian_blur_from_bytes_equals_the_float_path(mode):
+    from dstlib.corruptions import _ops
+    u8 = natural_images(6, 140, seed=4)  # 18 planes of 140 x 140: the depthwise path
+    for sigma in (2.0, 3.0):
+        got = _ops.gaussian_blur_uint8(u8, sigma, mode)
+        want = _ops.gaussian_blur(u8.float().div_(255.0), sigma, mode).clamp_(0, 1).mul_(255).to(torch.uint8)
+        assert got is not None and got.is_contiguous() and torch.equal(got, want)
+    assert _ops.gaussian_blur_uint8(u8[:1], 3.0, mode) is None  # 3 planes: the float path
+
+
 def test_a_one_tap_axis_still_scales():
     from dstlib.corruptions import _ops
     x = torch.rand(2, 1, 20, 40)

@@ -71,7 +71,7 @@ assert set(_REGISTRY) == set(NAMES)
 STOCHASTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is not None)
 DETERMINISTIC = tuple(n for n in NAMES if _REGISTRY[n][1] is None)
 GRAY_NAMES = tuple(n for n in NAMES if n != "saturate")
-_UINT8_ONLY = ("impulse_noise", "shot_noise", "zoom_blur", "pixelate", "jpeg_compression", "elastic_transform")  # computed from the uint8 batch alone
+_UINT8_ONLY = ("impulse_noise", "shot_noise", "gaussian_blur", "zoom_blur", "pixelate", "jpeg_compression", "elastic_transform")  # computed from the uint8 batch alone
 jpeg_roundtrip = digital.jpeg_roundtrip
 
 

@@ -199,8 +199,7 @@ def conv_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -
     way each image is computed alone."""
     if max(len(kh), len(kw)) > FFT_MIN_TAPS:
         return conv2d_same(x, np.outer(kh, kw), mode)
-    h, w = x.shape[-2:]
-    if _depthwise_pays(x, kh, kw) and h > DENSE_MAX_RATIO * len(kh) and w > DENSE_MAX_RATIO * len(kw):
+    if _depthwise_pays(x, kh, kw):
         return _depthwise_separable(x, kh, kw, mode)
     return _filter_axis(_filter_axis(x, kh, mode, -2), kw, mode, -1)
 
@@ -210,25 +209,66 @@ DEPTHWISE_MIN_PLANES, DEPTHWISE_MIN_TAPS, DEPTHWISE_MIN_PIXELS = 16, 15, 128 * 1
 
 
 def _depthwise_pays(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray) -> bool:
-    planes = math.prod(x.shape[:-2])
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.ndim in (3, 4)
-            and planes >= DEPTHWISE_MIN_PLANES and max(len(kh), len(kw)) >= DEPTHWISE_MIN_TAPS
-            and x.shape[-2] * x.shape[-1] >= DEPTHWISE_MIN_PIXELS)
+    """Whether conv_separable takes the depthwise path (CPU, float32 or uint8 input, kernels
+    short of the FFT and long against neither axis, enough planes, taps and pixels)."""
+    h, w = x.shape[-2:]
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.uint8) and x.ndim in (3, 4)
+            and math.prod(x.shape[:-2]) >= DEPTHWISE_MIN_PLANES and h * w >= DEPTHWISE_MIN_PIXELS
+            and DEPTHWISE_MIN_TAPS <= max(len(kh), len(kw)) <= FFT_MIN_TAPS
+            and h > DENSE_MAX_RATIO * len(kh) and w > DENSE_MAX_RATIO * len(kw))
+
+
+def _planes_last_padded(x: torch.Tensor, rh: int, rw: int, mode: str) -> torch.Tensor:
+    """x (..., H, W) padded by (rh, rw) under `mode` as a float32 (1, P, H + 2 rh, W + 2 rw)
+    channels_last tensor. A uint8 x is converted and transposed in one copy into the middle
+    of the buffer, the borders copied from it (whole rows, then whole columns)."""
+    h, w = x.shape[-2:]
+    p = math.prod(x.shape[:-2])
+    if x.dtype != torch.uint8:  # measured: torch's padding and channels_last copy are faster here
+        return pad2d(x, rh, rw, mode).reshape(1, p, h + 2 * rh, w + 2 * rw).contiguous(
+            memory_format=torch.channels_last)
+    buf = torch.empty((h + 2 * rh, w + 2 * rw, p), dtype=torch.float32, device=x.device)
+    buf[rh:rh + h, rw:rw + w] = x.reshape(p, h * w).t().view(h, w, p)
+    if rh:
+        idx = border_index(h, rh, mode).to(x.device) + rh
+        buf[:rh] = buf.index_select(0, idx[:rh])
+        buf[rh + h:] = buf.index_select(0, idx[rh + h:])
+    if rw:
+        idx = border_index(w, rw, mode).to(x.device) + rw
+        buf[:, :rw] = buf.index_select(1, idx[:rw])
+        buf[:, rw + w:] = buf.index_select(1, idx[rw + w:])
+    # a standard channels_last view: a batch stride of the buffer's size (oneDNN falls back
+    # to a slow kernel for an unsqueezed view's stride)
+    return buf.view(1, *buf.shape).permute(0, 3, 1, 2)
+
+
+def _depthwise_planes_last(xp: torch.Tensor, kh: np.ndarray, kw: np.ndarray) -> torch.Tensor:
+    """The 'valid' separable correlation of a padded channels_last (1, P, Hp, Wp) tensor as
+    two depthwise convolutions (oneDNN, planes as channels: vectorised across planes, each
+    plane alone); (1, P, H, W) in channels_last memory."""
+    p = xp.shape[1]
+    wh = torch.from_numpy(np.asarray(kh, dtype=np.float32)).view(1, 1, -1, 1).expand(p, 1, -1, 1)
+    ww = torch.from_numpy(np.asarray(kw, dtype=np.float32)).view(1, 1, 1, -1).expand(p, 1, 1, -1)
+    return F.conv2d(F.conv2d(xp, wh, groups=p), ww, groups=p)
 
 
 def _depthwise_separable(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:
-    """conv_separable on the CPU as two depthwise convolutions (oneDNN, planes as channels
-    in channels_last memory: vectorised across planes, each plane alone). Each output is
-    the same tap-ordered sum as the shifted views'; the tests pin the equality."""
-    shape = x.shape
-    h, w = shape[-2:]
-    p = math.prod(shape[:-2])
-    xp = pad2d(x, len(kh) // 2, len(kw) // 2, mode).reshape(1, p, h + len(kh) - 1, w + len(kw) - 1)
-    xp = xp.contiguous(memory_format=torch.channels_last)
-    wh = torch.from_numpy(np.asarray(kh, dtype=np.float32)).view(1, 1, -1, 1).expand(p, 1, -1, 1)
-    ww = torch.from_numpy(np.asarray(kw, dtype=np.float32)).view(1, 1, 1, -1).expand(p, 1, 1, -1)
-    y = F.conv2d(F.conv2d(xp, wh, groups=p), ww, groups=p)
-    return y[0].contiguous().view(shape)
+    """conv_separable on the CPU as two depthwise convolutions. Each output is the same
+    tap-ordered sum as the shifted views'; the tests pin the equality."""
+    y = _depthwise_planes_last(_planes_last_padded(x, len(kh) // 2, len(kw) // 2, mode), kh, kw)
+    return y[0].contiguous().view(x.shape)
+
+
+def gaussian_blur_uint8(u8: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0):
+    """np.uint8(clip(gaussian_blur(u8 / 255), 0, 1) * 255) for a uint8 batch where the depthwise
+    path pays (else None): the division, clamp and truncation run in planes-last memory around
+    the same convolutions, so the values equal the float path's; one byte transpose at the end."""
+    k = gaussian_kernel1d(sigma, truncate)
+    if len(k) <= 1 or not _depthwise_pays(u8, k, k):
+        return None
+    y = _depthwise_planes_last(_planes_last_padded(u8, len(k) // 2, len(k) // 2, mode).div_(255.0), k, k)
+    q = y.clamp_(0, 1).mul_(255).to(torch.int16)  # in 0..255: truncation as np.uint8
+    return torch.empty_like(u8).copy_(q[0].view(u8.shape))
 
 
 def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:

@@ -13,8 +13,12 @@ from dstlib.corruptions import _ops, _rng
 
 
 def apply_gaussian_blur(x, p, ctx, f):
-    """skimage gaussian(sigma=c), edges repeated, truncate 4."""
-    return _ops.gaussian_blur(x, p).clamp_(0, 1).mul_(255)
+    """skimage gaussian(sigma=c), edges repeated, truncate 4 (from the uint8 batch: on the
+    CPU's depthwise path straight to bytes, else through corrupt's float copy)."""
+    y = _ops.gaussian_blur_uint8(ctx.uint8, float(p))
+    if y is not None:
+        return y
+    return _ops.gaussian_blur(ctx.uint8.float().div_(255.0), p).clamp_(0, 1).mul_(255)
 
 
 def apply_defocus_blur(x, p, ctx, f):
