@@ -49,6 +49,13 @@ def test_same_image_same_corruption_in_any_batch(name):
         assert torch.equal(C.corrupt(x, name, 4, seed=7, fields=C.random_fields(x, name, 4, seed=7)), full)
 
 
+@pytest.mark.parametrize("name", C.NAMES)
+def test_any_memory_layout_in_contiguous_nchw_out(name):
+    x = RGB32.contiguous(memory_format=torch.channels_last)
+    y = C.corrupt(x, name, 3, seed=2)
+    assert y.is_contiguous() and torch.equal(y, C.corrupt(RGB32.contiguous(), name, 3, seed=2))
+
+
 def test_batch_invariance_with_sequential_glass_blur_and_big_images():
     x = natural_images(3, 64, seed=4)
     for name in ("glass_blur", "spatter", "defocus_blur", "snow"):

@@ -268,7 +268,7 @@ def gaussian_blur_uint8(u8: torch.Tensor, sigma: float, mode: str = "nearest", t
         return None
     y = _depthwise_planes_last(_planes_last_padded(u8, len(k) // 2, len(k) // 2, mode).div_(255.0), k, k)
     q = y.clamp_(0, 1).mul_(255).to(torch.int16)  # in 0..255: truncation as np.uint8
-    return torch.empty_like(u8).copy_(q[0].view(u8.shape))
+    return torch.empty(u8.shape, dtype=torch.uint8, device=u8.device).copy_(q[0].view(u8.shape))
 
 
 def separable_shifted(x: torch.Tensor, kh: np.ndarray, kw: np.ndarray, mode: str) -> torch.Tensor:

@@ -199,7 +199,7 @@ def apply_zoom_blur(x, p, ctx, f):
     # x + sum, as the reference adds them (addition commutes exactly); then corrupt's
     # clamp and truncation, in planes-last order, and one byte transpose back
     q = out.div_(len(zs) + 1).clamp_(0, 1).mul_(255).to(torch.int16)
-    return torch.empty_like(u8).copy_(q[0, :n * c].view(n, c, h, w))
+    return torch.empty(u8.shape, dtype=torch.uint8, device=u8.device).copy_(q[0, :n * c].view(n, c, h, w))
 
 
 CORRUPTIONS = {

@@ -86,7 +86,7 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
     bindings on the CPU (tests/test_corruptions.py checks the identity with PIL);
     PIL where torchvision is missing. Gray images go through RGB and back to L with
     PIL's luma ((19595 R + 38470 G + 7471 B + 2^15) >> 16), as the package does.
-    RGB results are NCHW views of channels-last memory (the codec's layout)."""
+    Results are contiguous NCHW (one byte transpose from the codec's interleaved RGB)."""
     dev, c = x.device, x.shape[1]
     xc = x.cpu()
     if c == 1:
@@ -108,7 +108,7 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
         y32 = yh.to(torch.int32)
         y = ((y32[..., 0] * 19595 + y32[..., 1] * 38470 + y32[..., 2] * 7471 + 0x8000) >> 16).to(torch.uint8)[:, None]
     else:
-        y = yh.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+        y = yh.permute(0, 3, 1, 2).contiguous()
     return y.to(dev)
 
 
@@ -324,7 +324,7 @@ def _sample_reflect(u8: torch.Tensor, x: torch.Tensor | None, d: torch.Tensor) -
     n, c, h, w = u8.shape
     g = d.add_(_grid_base(h, w, str(d.device))).abs_().sub_(2).abs_().neg_().add_(1).permute(0, 2, 3, 1)
     step = max(1, ELASTIC_CHUNK_PIXELS // (h * w)) if u8.device.type == "cpu" else n
-    out = torch.empty_like(u8)
+    out = torch.empty(u8.shape, dtype=torch.uint8, device=u8.device)
     for i in range(0, n, step):
         xi = u8[i:i + step].to(torch.float32) if x is None else x[i:i + step]
         y = F.grid_sample(xi, g[i:i + step], mode="bilinear", padding_mode="border", align_corners=False)
