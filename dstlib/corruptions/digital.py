@@ -103,12 +103,10 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
         warnings.simplefilter("ignore", DeprecationWarning)
         enc = encode_jpeg(list(hwc.permute(0, 3, 1, 2).unbind(0)), quality=int(quality))
         dec = decode_jpeg(enc, mode=ImageReadMode.RGB)
-    yh = torch.stack([d.permute(1, 2, 0) for d in dec])  # (N, H, W, 3)
+    y = torch.stack(dec)  # (N, 3, H, W): one copy out of the decoder's buffers, into NCHW order
     if c == 1:
-        y32 = yh.to(torch.int32)
-        y = ((y32[..., 0] * 19595 + y32[..., 1] * 38470 + y32[..., 2] * 7471 + 0x8000) >> 16).to(torch.uint8)[:, None]
-    else:
-        y = yh.permute(0, 3, 1, 2).contiguous()
+        y32 = y.to(torch.int32)
+        y = ((y32[:, 0] * 19595 + y32[:, 1] * 38470 + y32[:, 2] * 7471 + 0x8000) >> 16).to(torch.uint8)[:, None]
     return y.to(dev)
 
 
