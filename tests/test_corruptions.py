@@ -56,6 +56,15 @@ def test_any_memory_layout_in_contiguous_nchw_out(name):
     assert y.is_contiguous() and torch.equal(y, C.corrupt(RGB32.contiguous(), name, 3, seed=2))
 
 
+@pytest.mark.parametrize("name", C.NAMES)
+def test_cpu_chunks_change_no_value(name, monkeypatch):
+    whole = C.corrupt(RGB32, name, 2, seed=3)
+    fields = C.random_fields(RGB32, name, 2, seed=3)
+    monkeypatch.setattr(C, "CPU_CHUNK_PIXELS", 2 * 32 * 32)  # chunks of two images
+    assert torch.equal(C.corrupt(RGB32, name, 2, seed=3), whole)
+    assert torch.equal(C.corrupt(RGB32, name, 2, seed=3, fields=fields), whole)
+
+
 def test_batch_invariance_with_sequential_glass_blur_and_big_images():
     x = natural_images(3, 64, seed=4)
     for name in ("glass_blur", "spatter", "defocus_blur", "snow"):

@@ -145,6 +145,13 @@ def _draw(x, name, severity, seed, table, index):
     return drawer(image_seeds(seed, name, severity, index), p, ctx)
 
 
+CPU_CHUNK_PIXELS = 8 * 224 * 224
+"""On the CPU, `corrupt` runs a batch in chunks of about this many pixels (8 images at 224
+px, 392 at 32 px): measured fastest per image (batch 8 at 224 px ~25% faster per image
+than 16 or 32, whose temporaries outgrow the caches and the reused heap). Every image
+is computed alone, so chunks change no value."""
+
+
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
             index=None, fields: dict | None = None) -> torch.Tensor:
     """Corrupt a batch of uint8 images (N, C, H, W); see the module docstring."""
@@ -152,10 +159,21 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
     x = x.contiguous()  # every path works on (and returns) contiguous NCHW memory
     table = table or default_table(x.shape[2], x.shape[3])
     idx = _index(index, x.shape[0])
+    if fields is not None and _REGISTRY[name][1] is not None:
+        fields = {k: torch.as_tensor(v) for k, v in fields.items()}
+    n, step = x.shape[0], max(1, CPU_CHUNK_PIXELS // (x.shape[2] * x.shape[3]))
+    if x.device.type != "cpu" or n <= step:
+        return _corrupt_chunk(x, name, severity, seed, table, idx, fields)
+    out = torch.empty_like(x)
+    for i in range(0, n, step):
+        part = None if fields is None else {k: v[i:i + step] for k, v in fields.items()}
+        out[i:i + step] = _corrupt_chunk(x[i:i + step], name, severity, seed, table, idx[i:i + step], part)
+    return out
+
+
+def _corrupt_chunk(x, name, severity, seed, table, idx, fields):
     if fields is None:
         fields = _draw(x, name, severity, seed, table, idx)
-    elif _REGISTRY[name][1] is not None:
-        fields = {k: torch.as_tensor(v) for k, v in fields.items()}
     if x.shape[0] == 0:
         return x.clone()
     apply = _REGISTRY[name][0]
