@@ -156,7 +156,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
             index=None, fields: dict | None = None) -> torch.Tensor:
     """Corrupt a batch of uint8 images (N, C, H, W); see the module docstring."""
     _check(x, name, severity, table)
-    x = x.contiguous()  # every path works on (and returns) contiguous NCHW memory
+    x = x.contiguous()  # every path works on contiguous NCHW memory and returns NCHW (JPEG: maybe channels_last)
     table = table or default_table(x.shape[2], x.shape[3])
     idx = _index(index, x.shape[0])
     if fields is not None and _REGISTRY[name][1] is not None:
