@@ -139,14 +139,18 @@ def zoom_factors(p) -> np.ndarray:
 PLANE_BLOCK = 8
 
 
-def _to_planes_last(x: torch.Tensor) -> torch.Tensor:
+def _to_planes_last(x: torch.Tensor, slot: str | None = None) -> torch.Tensor:
     """(N, C, H, W), any dtype -> float32 (1, P', H, W) in channels_last memory: the N*C
     planes as channels, zero planes up to a multiple of PLANE_BLOCK. Channel-vectorised
-    kernels then treat every real plane alike in any batch (no scalar tail)."""
+    kernels then treat every real plane alike in any batch (no scalar tail). `slot`: in
+    that per-thread scratch buffer (see _rng._scratch)."""
     n, c, h, w = x.shape
     p = n * c
     pp = -(-p // PLANE_BLOCK) * PLANE_BLOCK
-    buf = torch.empty((h, w, pp), dtype=torch.float32, device=x.device)
+    if slot is None:
+        buf = torch.empty((h, w, pp), dtype=torch.float32, device=x.device)
+    else:
+        buf = _rng._scratch(slot, (h, w, pp), torch.float32, x.device)
     buf[..., :p] = x.reshape(p, h * w).t().view(h, w, p)
     if pp > p:
         buf[..., p:] = 0
@@ -188,14 +192,20 @@ def apply_zoom_blur(x, p, ctx, f):
     zs = zoom_factors(p)
     u8 = ctx.uint8
     n, c, h, w = u8.shape
-    xc = _to_planes_last(u8).div_(255.0)
+    # the big intermediates live in per-thread scratch buffers on the CPU: fresh ones cost
+    # page faults whose number varies from call to call with the heap's state
+    xc = _to_planes_last(u8, "zoom_x").div_(255.0)
+    pp, dev = xc.shape[1], xc.device
     big = max(_ops.scipy_zoom_size(int(math.ceil(s / float(z))), float(z)) for z in zs for s in (h, w)) if len(zs) else h
-    bufs = (xc.new_empty(xc.numel()), xc.new_empty(xc.shape[1] * big * big))
-    acc = None
+    bufs = (_rng._scratch("zoom_crop", (xc.numel(),), torch.float32, dev),
+            _rng._scratch("zoom_big", (pp * big * big,), torch.float32, dev))
+    acc = _cl_view(_rng._scratch("zoom_acc", (xc.numel(),), torch.float32, dev), pp, h, w)
+    first = True
     for z in zs:
         layer = _zoom_layer(xc, float(z), ctx.style["zoom_trim"], bufs)
-        acc = layer.clone(memory_format=torch.channels_last) if acc is None else acc.add_(layer)
-    out = acc.add_(xc, alpha=1) if acc is not None else xc.clone(memory_format=torch.channels_last)
+        acc = acc.copy_(layer) if first else acc.add_(layer)
+        first = False
+    out = acc.copy_(xc) if first else acc.add_(xc, alpha=1)
     # x + sum, as the reference adds them (addition commutes exactly); then corrupt's
     # clamp and truncation, in planes-last order, and one byte transpose back
     q = out.div_(len(zs) + 1).clamp_(0, 1).mul_(255).to(torch.int16)
