@@ -2,8 +2,10 @@
 
     corrupt(x, name, severity, seed=0, table=None, index=None, fields=None)
 
-x is a uint8 tensor (N, C, H, W), C in {1, 3}, on any device; the result is
-uint8, same shape and device. Conventions:
+x is a uint8 tensor (N, C, H, W), C in {1, 3}, on any device, in any memory
+layout; the result is uint8, same shape and device, contiguous NCHW (a
+jpeg_compression batch of one chunk keeps the codec's channels_last memory).
+Conventions:
 
 - Tables: "cifar" (32 px), "tiny" (64 px), "imagenet" (224 px; the
   `imagecorruptions` package's constants). None picks by image size
@@ -22,10 +24,13 @@ uint8, same shape and device. Conventions:
   pmf quantised to 2^-32 (one table per rate). The reference draws the
   same distributions from numpy's generator, so single draws differ.
   `fields` (see `random_fields`) overrides the draws, e.g. with a reference's.
-- Speed (benchmarks/bench_corruptions.py): everything is batched. Big 2-D
-  kernels (defocus, long Gaussians) go through real FFTs, sparse ones through
-  sums of shifted views; motion blur copies rows per tap (up to 64x64) or adds
-  shifted views per image; brightness and saturate use the closed form of the
+- Speed (benchmarks/bench_corruptions.py): everything is batched; on the CPU
+  a batch runs in chunks of CPU_CHUNK_PIXELS (8 images at 224 px), and big
+  intermediates live in per-thread scratch buffers. Big 2-D kernels (defocus,
+  very long Gaussians) go through real FFTs, long separable ones on many big
+  planes through depthwise convolutions, the rest through sums of shifted
+  views; motion blur copies rows per tap (up to 64x64) or adds shifted views
+  per image; brightness and saturate use the closed form of the
   HSV round trip (channels scale with v, move affinely with s); pixelate runs
   Pillow on big CPU images and an exact int32 port of its box filter else;
   jpeg_compression runs libjpeg-turbo through torchvision, bit-identical to
