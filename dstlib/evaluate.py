@@ -293,7 +293,9 @@ def corruption_error(results: Mapping[str, xr.Dataset], baseline: str) -> xr.Dat
     CE_c = sum_s E[c, s] / sum_s E_base[c, s] with E = 1 - accuracy;
     relative CE_c = sum_s (E[c, s] - E_clean) / sum_s (E_base[c, s] - E_base_clean)
     (Hendrycks & Dietterich 2019); mCE and relative mCE are means over corruptions.
-    Dims (model, corruption); the baseline scores 1 by construction.
+    Dims (model, corruption); the baseline scores 1 by construction. A corruption that
+    costs the baseline nothing over its clean error has no relative CE (NaN, left out
+    of the relative mCE), rather than an infinite one.
     """
     if not isinstance(results, Mapping) or baseline not in results:
         raise ValueError(f"baseline={baseline!r} is invalid; allowed: one of {list(results) if isinstance(results, Mapping) else []}")
@@ -304,7 +306,8 @@ def corruption_error(results: Mapping[str, xr.Dataset], baseline: str) -> xr.Dat
         r = _acc(r, name)
         e, ec = 1 - r["accuracy"], 1 - r["clean_accuracy"]
         ce = e.sum("severity") / be.sum("severity")
-        rce = (e - ec).sum("severity") / (be - bc).sum("severity")
+        den = (be - bc).sum("severity")
+        rce = (e - ec).sum("severity") / den.where(den != 0)
         parts.append(xr.Dataset({"ce": ce, "mce": ce.mean("corruption"),
                                  "relative_ce": rce, "relative_mce": rce.mean("corruption")}))
     out = xr.concat(parts, dim=xr.DataArray(list(results), dims="model", name="model"))

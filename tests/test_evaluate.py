@@ -6,6 +6,8 @@ effect on the toy model is known exactly.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -136,6 +138,18 @@ def test_mce_and_relative_gain_by_hand():
     assert float(g["robustness_gain"]) == pytest.approx((0.675 - 0.6) / 0.6)
     with pytest.raises(ValueError, match="baseline"):
         evaluate.corruption_error({"dense": dense}, "static")
+
+
+def test_relative_ce_is_undefined_where_the_baseline_loses_nothing():
+    dense = _result([[0.9, 0.9], [0.5, 0.5]], 0.9)  # corruption a costs the baseline nothing
+    sparse = _result([[0.8, 0.9], [0.6, 0.5]], 0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ce = evaluate.corruption_error({"dense": dense, "sparse": sparse}, "dense")
+    assert np.isnan(float(ce["relative_ce"].sel(model="sparse", corruption="a")))
+    b = float(ce["relative_ce"].sel(model="sparse", corruption="b"))
+    assert b == pytest.approx((0.3 + 0.4) / (0.4 + 0.4))
+    assert float(ce["relative_mce"].sel(model="sparse")) == pytest.approx(b)  # the mean leaves a out
 
 
 def test_accuracy_with_class_restriction():
