@@ -21,6 +21,16 @@ from PIL import Image
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg")
 
 
+def lowbias32(v: int) -> int:
+    """C. Wellons' lowbias32 on a 32-bit int, from the published constants, written out
+    independently of dstlib's."""
+    v ^= v >> 16
+    v = (v * 0x7FEB352D) % 2 ** 32
+    v ^= v >> 15
+    v = (v * 0x846CA68B) % 2 ** 32
+    return v ^ (v >> 16)
+
+
 def natural_images(n: int, size: int, seed: int = 0, gray: bool = False) -> torch.Tensor:
     """n crops (uint8 N, C, size, size) of skimage's bundled photographs, resized with PIL."""
     import skimage

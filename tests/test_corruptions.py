@@ -8,7 +8,7 @@ import torch
 
 from dstlib import corruptions as C
 from dstlib.corruptions import tables
-from _corruption_refs import natural_images
+from _corruption_refs import lowbias32, natural_images
 
 RGB32 = natural_images(6, 32, seed=1)
 GRAY28 = natural_images(6, 28, seed=2, gray=True)
@@ -141,13 +141,6 @@ def test_draw_bits_equal_the_python_int_hash():
     for i in range(3):
         want = [_rng.lowbias32_int(int(a[i]) + j * int(b[i])) for j in range(35)]
         assert [v & 0xFFFFFFFF for v in got[i]] == want
-
-    def lowbias32(v):  # C. Wellons' published constants, written out independently
-        v ^= v >> 16
-        v = (v * 0x7FEB352D) % 2 ** 32
-        v ^= v >> 15
-        v = (v * 0x846CA68B) % 2 ** 32
-        return v ^ (v >> 16)
 
     vals = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1] + np.random.default_rng(0).integers(0, 2 ** 32, 200).tolist()
     t = torch.tensor([v - 2 ** 32 if v >= 2 ** 31 else v for v in vals], dtype=torch.int32)

@@ -14,18 +14,11 @@ from scipy import stats
 
 from dstlib import corruptions as C
 from dstlib.corruptions import _rng, noise
+from _corruption_refs import lowbias32
 
 
 def _u32(t: torch.Tensor) -> np.ndarray:
     return t.numpy().astype(np.int64) & 0xFFFFFFFF
-
-
-def _lowbias32(v):  # C. Wellons' published constants, written out independently
-    v ^= v >> 16
-    v = (v * 0x7FEB352D) % 2 ** 32
-    v ^= v >> 15
-    v = (v * 0x846CA68B) % 2 ** 32
-    return v ^ (v >> 16)
 
 
 SEEDS = C.image_seeds(5, "rng-test", 2, range(4))
@@ -36,7 +29,7 @@ def test_bits_are_the_hashed_weyl_sequence_with_and_without_scratch():
     a, b = _rng.keys(SEEDS, 3)
     for shape in [(5, 7), (1,), (3, 1, 9)]:
         m = math.prod(shape)
-        want = [[_lowbias32((int(a[i]) + j * int(b[i])) % 2 ** 32) for j in range(m)] for i in range(4)]
+        want = [[lowbias32((int(a[i]) + j * int(b[i])) % 2 ** 32) for j in range(m)] for i in range(4)]
         got = _rng.bits(SEEDS, 3, shape)
         assert got.shape == (4, *shape) and got.dtype == torch.int32
         assert _u32(got.reshape(4, -1)).tolist() == want
