@@ -76,9 +76,11 @@ POOL_MAX_BYTES = 1 << 24
 
 def _scratch(slot: str, shape, dtype, device) -> torch.Tensor:
     """A scratch tensor for intermediates, never returned to callers. On CPU one byte
-    buffer per slot and thread (slots "hash", "bits", "a", "b", "c"; up to
-    POOL_MAX_BYTES each, bigger ones are fresh) is kept and reused, because fresh
-    pages cost more than the passes over them (about 1 us per 4 KiB page fault here)."""
+    buffer per slot and thread (this module's "hash", "bits", "a", "b", "c", used also
+    by noise.py, and zoom blur's "zoom_*"; a caller's slot must not be in use further up
+    its call chain; up to POOL_MAX_BYTES each, bigger ones are fresh) is kept and reused,
+    because fresh pages cost more than the passes over them (about 1 us per 4 KiB page
+    fault here)."""
     n = math.prod(shape)
     nbytes = n * dtype.itemsize
     if torch.device(device).type != "cpu" or nbytes > POOL_MAX_BYTES:
