@@ -164,8 +164,8 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
     x = x.contiguous()  # every path works on contiguous NCHW memory and returns NCHW (JPEG: maybe channels_last)
     table = table or default_table(x.shape[2], x.shape[3])
     idx = _index(index, x.shape[0])
-    if fields is not None and _REGISTRY[name][1] is not None:
-        fields = {k: torch.as_tensor(v) for k, v in fields.items()}
+    if fields is not None:  # a deterministic corruption has no fields: any given are ignored
+        fields = {k: torch.as_tensor(v) for k, v in fields.items()} if _REGISTRY[name][1] is not None else {}
     n, step = x.shape[0], max(1, CPU_CHUNK_PIXELS // (x.shape[2] * x.shape[3]))
     if x.device.type != "cpu" or n <= step:
         return _corrupt_chunk(x, name, severity, seed, table, idx, fields)
