@@ -349,7 +349,7 @@ DEVICES = ("cpu", "cuda", "cuda:<index>", "mps")
 # name: (kind, help). Kinds: str, int, float, bool, list[str], list[int], list[float].
 NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "profile": ("str", f"parameter profile, names the results folder results/<profile>: {', '.join(PROFILES)}"),
-    "model": ("str", "model: mlp, cnn, vgg16, resnet34 or any timm model name"),
+    "model": ("str", "model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name"),
     "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist need local files)"),
     "widths": ("list[int]", "hidden widths of mlp or channel widths of cnn; empty for the model's default"),
     "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}"),
@@ -371,16 +371,17 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "mixup": ("float", "mixup Beta(alpha, alpha) parameter of the augmented runs, > 0"),
     "confidence": ("float", "confidence of every interval and verdict, in (0, 1)"),
     "budget_minutes": ("float", "time this notebook may take on the reference CPU; 0 for no scaling"),
+    "workers": ("int", "runs trained in parallel processes; 0 for one per CPU core (1 on a GPU)"),
     "device": ("str", "torch device: cpu, cuda, cuda:<index> or mps"),
-    "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/"),
-    "results": ("str", "results folder; empty for results/<profile>"),
+    "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/ in the repository"),
+    "results": ("str", "results folder; empty for results/<profile>, or results/<profile>+<changes> for other values"),
     "train": ("bool", "train the runs the store lacks (False: stop with the missing run)"),
 }
 
 SECTION_PARAMS: dict[str, tuple[str, ...]] = {
     s: ("profile", "model", "dataset", "widths", "methods", "seeds", "epochs", "batch_size", "lr",
         "distribution", "update_interval", "train_subset", "n_test", "corruptions", "severities", "confidence",
-        "budget_minutes", "device", "store", "results", "train")
+        "budget_minutes", "workers", "device", "store", "results", "train")
     for s in SECTIONS
 }
 for _s in ("overall", "ood", "cost"):
@@ -400,6 +401,12 @@ def _nb_error(name: str, value: Any, allowed: str) -> ValueError:
 def _nb_coerce(name: str, value: Any, kind: str) -> Any:
     if kind.startswith("list["):
         item = kind[5:-1]
+        if isinstance(value, str):  # papermill's `-p seeds '[0, 1]'` passes the text: read it as YAML
+            import yaml
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise _nb_error(name, value, f"a list of {item}, e.g. [1, 2]") from None
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise _nb_error(name, value, f"a list of {item}")
         out = []
@@ -409,6 +416,16 @@ def _nb_coerce(name: str, value: Any, kind: str) -> Any:
             except ValueError:
                 raise _nb_error(name, value, f"a list of {item}") from None
         return out
+    if isinstance(value, str) and kind == "bool" and value.lower() in ("true", "false"):
+        value = value.lower() == "true"  # text from the command line (papermill -r, JSON files)
+    elif isinstance(value, str) and kind in ("int", "float"):
+        import yaml
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            value = parsed
     if kind == "bool":
         if not isinstance(value, bool):
             raise _nb_error(name, value, "True or False")
@@ -467,6 +484,8 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
         raise _nb_error("confidence", p["confidence"], "a number in (0, 1), e.g. 0.95")
     if p["budget_minutes"] < 0:
         raise _nb_error("budget_minutes", p["budget_minutes"], "a number >= 0 (0: no scaling)")
+    if p["workers"] < 0:
+        raise _nb_error("workers", p["workers"], "an integer >= 0 (0: one per CPU core)")
     if not p["severities"] or any(s not in (1, 2, 3, 4, 5) for s in p["severities"]) or \
             len(set(p["severities"])) != len(p["severities"]):
         raise _nb_error("severities", p["severities"], "a non-empty list of distinct values from 1, 2, 3, 4, 5")
