@@ -12,7 +12,7 @@ uint8 view of the flips and turns); `as_saved` is the generator's final
 The reference was run with scikit-image 0.19.0, so where a newer scikit-image
 changed a step the oracle states 0.19's semantics explicitly:
 - glass blur's `gaussian(x, sigma, multichannel=True)` on a 2-D image treats the
-  last axis as channels: it blurs along rows only, i.e. `sigma=(sigma, 0)`;
+  last axis as channels: it blurs vertically only (axis 0), i.e. `sigma=(sigma, 0)`;
 - `AffineTransform(shear=s, rotation=r, scale=(sx, sy))` is the matrix
   [[sx cos r, -sy sin(r + s), tx], [sx sin r, sy cos(r + s), ty]];
 - `warp` clips its output to the input's [min, max], keeping exact cval pixels
@@ -51,7 +51,7 @@ def impulse_noise(x, rng):
 
 
 def _gaussian_rows(x):
-    """skimage 0.19 `gaussian(x, 0.7, multichannel=True)` on a 2-D image: rows only."""
+    """skimage 0.19 `gaussian(x, 0.7, multichannel=True)` on a 2-D image: axis 0 only."""
     from skimage.filters import gaussian
 
     return gaussian(x, sigma=(GLASS[0], 0))

@@ -70,6 +70,8 @@ def test_names_are_the_generators_keys_in_its_order():
     (lambda x: C.corrupt_mnist_c(x, "shot_noise", index=torch.tensor([0, -1])), "index=-1"),
     (lambda x: C.fashion_mnist_c(x, index=torch.tensor([0.5, 1.0])), "index="),
     (lambda x: C.fashion_mnist_c_choice(torch.zeros(2, 2, dtype=torch.long)), "index="),
+    (lambda x: C.corrupt_mnist_c(x, "inverse", seed=1.5), "seed=1.5 is invalid"),
+    (lambda x: C.fashion_mnist_c(x, seed="0"), "seed='0' is invalid"),
 ])
 def test_bad_input_is_one_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
@@ -302,7 +304,7 @@ def test_published_noise_images_fit_the_distributions(published):
 
 def test_published_glass_images_fit_our_glass_blur(published):
     """Mean |horizontal| and |vertical| neighbour differences of each published glass image
-    against 200 draws of ours from its clean source: a blur along rows only (the reference's
+    against 200 draws of ours from its clean source: a vertical blur only (the reference's
     2-D multichannel quirk) fits (|z| < 4); a blur along both axes would smooth rows too and
     miss the published values by 7 to 55 standard deviations."""
     facts, clean = published

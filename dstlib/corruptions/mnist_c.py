@@ -25,7 +25,7 @@ input's range); glass blur given the same swaps; motion blur given the same angl
   to 2^-32 per outcome), so only 0, 85, 170, 255 occur;
 - impulse_noise: each pixel replaced with probability 0.17 (quantised to 2^-15), by
   0 or 255 with probability 1/2 (`noise.draw_impulse_noise`, reused);
-- glass_blur: Gaussian sigma 0.7 along rows only (the reference's
+- glass_blur: Gaussian sigma 0.7 vertically only, along axis 0 (the reference's
   `gaussian(..., multichannel=True)` on a 2-D image takes the last axis for
   channels), truncated to uint8, then two passes over h, w = 27..2 (descending) in
   which each pixel is swapped with probability 1/2 with (h + dy, w + dx), dy, dx
@@ -37,8 +37,9 @@ Draws come from the counter-based generator of `dstlib.corruptions` (`_rng`), ke
 by `image_seeds(seed, "mnist_c." + name, 0, index)`; the mixed set's choice by
 `image_seeds(seed, "fashion_mnist_c", 0, index)`, an integer in [0, 15) by
 multiply-shift on 24 bits (bias below 1e-6). So an image's result depends only on
-(image, index, seed), never on the batch; CPU and CUDA agree (float64 steps, integer
-draws), up to the last bit of a few library functions (exp, sin, cos).
+(image, index, seed), never on the batch; CPU and CUDA should give the same bytes
+(float64 arithmetic, integer draws, kernels, maps and tap offsets computed on the CPU;
+the CUDA test runs only where a GPU is present).
 The reference's own draws came from numpy's unseeded global generator, so the
 published random images cannot be regenerated; `fields` replays given draws
 (see `mnist_c_fields`).
@@ -82,7 +83,9 @@ SIZE = 28
 CENTRE = 13.5  # the reference keeps (13.5, 13.5) fixed in its affine maps
 
 
-def _check(x, name=None):
+def _check(x, name=None, seed=0):
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid; allowed: an int")
     if name is not None and name not in FMNIST_C_NAMES:
         raise ValueError(f"name={name!r} is invalid; allowed: {', '.join(FMNIST_C_NAMES)}")
     if not isinstance(x, torch.Tensor):
@@ -117,7 +120,7 @@ def _to_uint8(y: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------ random draws
 def _draw(x, name, seeds):
-    n, dev = len(seeds), x.device
+    dev = x.device
     ctx = SimpleNamespace(shape=(1, SIZE, SIZE), device=dev, uint8=x)
     if name == "shot_noise":
         return {"counts": _rng.poisson(x, PARAMS[name] / 255.0, seeds, 0)}  # Poisson(x / 255 * 3)
@@ -143,7 +146,7 @@ def mnist_c_fields(x: torch.Tensor, name: str, seed: int = 0, index=None) -> dic
     impulse_noise `flipped`, `salted` (N, 1, 28, 28) bool; glass_blur `swap` (N, 2, 28, 28)
     bool and `offsets` (N, 2, 28, 28, 2) as (dy, dx), read at the visited h, w = 27..2 of
     each pass; motion_blur `angle` (N,) degrees; shear and rotate `sign` (N,) +-1."""
-    _check(x, name)
+    _check(x, name, seed)
     seeds = _seeds(seed, "mnist_c." + name, _index(index, x.shape[0]))
     return {k: v.cpu() for k, v in _draw(x.contiguous(), name, seeds).items()}
 
@@ -388,7 +391,7 @@ def corrupt_mnist_c(x: torch.Tensor, name: str, seed: int = 0, index=None, field
     """One Fashion-MNIST-C corruption at the generator's severity on uint8 (N, 1, 28, 28)
     (module docstring). `index`: the images' positions in their dataset (default 0..N-1),
     which key the draws; `fields` replaces the draws (`mnist_c_fields`' layout)."""
-    _check(x, name)
+    _check(x, name, seed)
     x = x.contiguous()
     idx = _index(index, x.shape[0])
     if x.shape[0] == 0:
@@ -405,6 +408,8 @@ def corrupt_mnist_c(x: torch.Tensor, name: str, seed: int = 0, index=None, field
 def fashion_mnist_c_choice(index, seed: int = 0) -> torch.Tensor:
     """The corruption each image gets in the mixed set: int64 positions in FMNIST_C_NAMES
     for the dataset indices `index` (a sequence or 1-d integer tensor)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid; allowed: an int")
     t = torch.as_tensor(index)
     if t.ndim != 1:
         raise ValueError(f"index={tuple(t.shape)} is invalid; allowed: a 1-d sequence of dataset positions")
@@ -418,7 +423,7 @@ def fashion_mnist_c(x: torch.Tensor, seed: int = 0, index=None) -> tuple[torch.T
     """The mixed set: each image gets one corruption, uniform over FMNIST_C_NAMES
     (`fashion_mnist_c_choice`), applied as `corrupt_mnist_c` with the same seed and index.
     Returns (uint8 images like x, int64 (N,) choice on x's device)."""
-    _check(x)
+    _check(x, None, seed)
     idx = torch.tensor(_index(index, x.shape[0]), dtype=torch.int64)
     choice = fashion_mnist_c_choice(idx, seed)
     out = torch.empty_like(x.contiguous())
