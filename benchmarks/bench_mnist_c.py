@@ -75,7 +75,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 CPU thread "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), batch {args.n}, reference on "
-          f"{len(xs)} images, best of {args.repeats} alternating runs" + (f", GPU {torch.cuda.get_device_name()}" if gpu else ", no GPU"))
+          f"{len(xs)} images, best of {args.repeats} alternating runs"
+          + (f", GPU {torch.cuda.get_device_name()}" if gpu else ", no GPU"))
     head = "| corruption | dstlib CPU img/s | reference img/s | ratio |" + (" dstlib GPU img/s |" if gpu else "")
     print("\n" + head + "\n|---|---:|---:|---:|" + ("---:|" if gpu else ""))
     tot = [0.0, 0.0, 0.0]

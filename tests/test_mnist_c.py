@@ -153,7 +153,8 @@ def test_shot_noise_follows_poisson_against_exact_probabilities_and_the_oracle()
     ref = np.stack([R.as_saved(R.shot_noise(all_levels()[0, 0].numpy(), g)) for _ in range(n)])
     assert set(np.unique(ours)) <= {0, 85, 170, 255}
     assert np.all(ours[:, all_levels()[0, 0].numpy() == 0] == 0)
-    lev, b = np.broadcast_to(all_levels()[0, 0].numpy(), ours.shape), _level_bins(np.broadcast_to(all_levels()[0, 0].numpy(), ours.shape))
+    lev = np.broadcast_to(all_levels()[0, 0].numpy(), ours.shape)
+    b = _level_bins(lev)
     k_o, k_r = ours // 85, ref // 85
     lam = lev / 255.0 * 3
     pmf = np.stack([stats.poisson.pmf(0, lam), stats.poisson.pmf(1, lam), stats.poisson.pmf(2, lam)])

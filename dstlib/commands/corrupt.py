@@ -192,11 +192,11 @@ def _run_fashion_mnist_c(args) -> int:
     if args.benchmark != "fashion_mnist_c":
         raise ValueError(f"--benchmark={args.benchmark!r} is invalid; allowed: fashion_mnist_c")
     if args.dataset != "fashion_mnist" or args.split not in ("train", "test"):
-        raise ValueError(f"--dataset={args.dataset!r} --split={args.split!r} is invalid for --benchmark fashion_mnist_c; "
-                         "allowed: --dataset fashion_mnist with --split test or train")
-    given = [f for f, v, d in (("--corruptions", args.corruptions, "all"), ("--severities", args.severities, "1,2,3,4,5"),
-                               ("--table", args.table, None), ("--layout", args.layout, None),
-                               ("--no-jpeg", args.no_jpeg, False)) if v != d]
+        raise ValueError(f"--dataset={args.dataset!r} --split={args.split!r} is invalid for --benchmark "
+                         "fashion_mnist_c; allowed: --dataset fashion_mnist with --split test or train")
+    defaults = (("--corruptions", args.corruptions, "all"), ("--severities", args.severities, "1,2,3,4,5"),
+                ("--table", args.table, None), ("--layout", args.layout, None), ("--no-jpeg", args.no_jpeg, False))
+    given = [flag for flag, value, default in defaults if value != default]
     if given:
         raise ValueError(f"{', '.join(given)} is invalid with --benchmark fashion_mnist_c; allowed: --split, --seed, "
                          "--limit, --root, --batch-size, --device (its corruptions and severities are fixed)")
@@ -214,10 +214,11 @@ def _run_fashion_mnist_c(args) -> int:
     if meta.exists():
         old = json.loads(meta.read_text())
         if {k: old.get(k) for k in settings} != settings:
-            raise ValueError(f"--out={str(out)!r} holds a Fashion-MNIST-C made with other settings ({old}); use a new folder")
+            raise ValueError(f"--out={str(out)!r} holds a Fashion-MNIST-C made with other settings ({old}); "
+                             "use a new folder")
     else:
         atomic_save_text(meta, json.dumps(settings, indent=1, sort_keys=True))
-    if _npy_done(files["images"], n, (n, 1, 28, 28), gray=True) and files["labels"].exists() and files["index"].exists():
+    if _npy_done(files["images"], n, (n, 1, 28, 28), gray=True) and all(files[k].exists() for k in ("labels", "index")):
         print(f"skipped: {files['images']} is complete")
         return 0
     images = np.empty((n, 28, 28), np.uint8)

@@ -225,7 +225,8 @@ def read_fashion_mnist_c(root, split: str = "test") -> ImageSet:
     if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
         raise ValueError(f"{npy}: dtype {images.dtype} shape {images.shape}; expected {FMNIST_C_LAYOUT}")
     if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{lab}: {labels.dtype} {labels.shape} labels for {len(images)} images; expected {FMNIST_C_LAYOUT}")
+        raise ValueError(f"{lab}: {labels.dtype} {labels.shape} labels for {len(images)} images; "
+                         f"expected {FMNIST_C_LAYOUT}")
     return ImageSet(lookup("fashion_mnist"), torch.from_numpy(np.ascontiguousarray(images)[:, None].copy()),
                     torch.from_numpy(labels.astype(np.int64)))
 
