@@ -7,6 +7,12 @@ Images are `dstlib.corruptions.corrupt(x, name, severity, seed, index=position
 in the split)`, so the files equal what evaluation computes on the fly. Finished
 files are skipped (a `corrupt.json` records the settings; a different setting is
 an error rather than a silent mix); every file is written atomically.
+
+`--benchmark fashion_mnist_c` writes Fashion-MNIST-C instead, in its published
+layout: `fmnist-c-<split>.npy` (uint8 N x 28 x 28), `fmnist-c-<split>-labels.npy`
+(int64), plus our side file `fmnist-c-<split>-corruption-index.npy` (int64 position
+in `dstlib.corruptions.FMNIST_C_NAMES` per image) and `fmnist-c.json` (settings);
+images are `fashion_mnist_c(x, seed, index=position in the split)`.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ def _list(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--benchmark", default=None,
+                        help="fashion_mnist_c: write Fashion-MNIST-C (15 fixed corruptions, one per image) instead")
     parser.add_argument("--dataset", default="fashion_mnist", help="dataset name (dstlib.data.DATASETS)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--root", default=None, help="dataset folder (default: dstlib.data's search path)")
@@ -90,6 +98,8 @@ def run(args) -> int:
     from dstlib import data
     from dstlib.io import atomic_save_bytes, atomic_save_text, atomic_write
 
+    if args.benchmark is not None:
+        return _run_fashion_mnist_c(args)
     if args.layout not in (None, "npy", "folders"):
         raise ValueError(f"--layout={args.layout!r} is invalid; allowed: npy, folders")
     if args.table not in (None, *dc.TABLE_NAMES):
@@ -161,11 +171,72 @@ def run(args) -> int:
     return 0
 
 
-def _npy_done(path: Path, rows: int, shape) -> bool:
+def _npy_done(path: Path, rows: int, shape, gray: bool = False) -> bool:
     if not path.exists():
         return False
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError:
         return False
-    return arr.shape == (rows, shape[2], shape[3], shape[1]) and arr.dtype == np.uint8
+    want = (rows, shape[2], shape[3]) if gray else (rows, shape[2], shape[3], shape[1])
+    return arr.shape == want and arr.dtype == np.uint8
+
+
+def _run_fashion_mnist_c(args) -> int:
+    """--benchmark fashion_mnist_c (module docstring)."""
+    import dstlib.corruptions as dc
+    from dstlib import data
+    from dstlib.data.corrupted import FMNIST_C_INDEX
+    from dstlib.io import atomic_save_text, atomic_write
+
+    if args.benchmark != "fashion_mnist_c":
+        raise ValueError(f"--benchmark={args.benchmark!r} is invalid; allowed: fashion_mnist_c")
+    if args.dataset != "fashion_mnist" or args.split not in ("train", "test"):
+        raise ValueError(f"--dataset={args.dataset!r} --split={args.split!r} is invalid for --benchmark "
+                         "fashion_mnist_c; allowed: --dataset fashion_mnist with --split test or train")
+    defaults = (("--corruptions", args.corruptions, "all"), ("--severities", args.severities, "1,2,3,4,5"),
+                ("--table", args.table, None), ("--layout", args.layout, None), ("--no-jpeg", args.no_jpeg, False))
+    given = [flag for flag, value, default in defaults if value != default]
+    if given:
+        raise ValueError(f"{', '.join(given)} is invalid with --benchmark fashion_mnist_c; allowed: --split, --seed, "
+                         "--limit, --root, --batch-size, --device (its corruptions and severities are fixed)")
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ValueError("--batch-size and --limit must be positive integers")
+    ds = data.load("fashion_mnist", args.split, root=args.root)
+    n = len(ds) if args.limit is None else min(args.limit, len(ds))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"images": out / f"fmnist-c-{args.split}.npy", "labels": out / f"fmnist-c-{args.split}-labels.npy",
+             "index": out / FMNIST_C_INDEX.format(split=args.split)}
+    settings = dict(benchmark="fashion_mnist_c", seed=args.seed, limit=args.limit, version=dc.mnist_c.MNIST_C_VERSION,
+                    names=list(dc.FMNIST_C_NAMES))
+    meta = out / "fmnist-c.json"
+    if meta.exists():
+        old = json.loads(meta.read_text())
+        if {k: old.get(k) for k in settings} != settings:
+            raise ValueError(f"--out={str(out)!r} holds a Fashion-MNIST-C made with other settings ({old}); "
+                             "use a new folder")
+    else:
+        atomic_save_text(meta, json.dumps(settings, indent=1, sort_keys=True))
+    if _npy_done(files["images"], n, (n, 1, 28, 28), gray=True) and all(files[k].exists() for k in ("labels", "index")):
+        print(f"skipped: {files['images']} is complete")
+        return 0
+    images = np.empty((n, 28, 28), np.uint8)
+    choice = np.empty(n, np.int64)
+    progress = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+        progress = tqdm(total=n, unit="img", desc="fashion_mnist_c")
+    for a in range(0, n, args.batch_size):
+        x = ds.images[a:min(n, a + args.batch_size)].to(args.device)
+        y, c = dc.fashion_mnist_c(x, seed=args.seed, index=torch.arange(a, a + x.shape[0]))
+        images[a:a + x.shape[0]], choice[a:a + x.shape[0]] = y[:, 0].cpu().numpy(), c.cpu().numpy()
+        if progress is not None:
+            progress.update(x.shape[0])
+    if progress is not None:
+        progress.close()
+    for key, arr in (("labels", ds.labels[:n].numpy().astype(np.int64)), ("index", choice), ("images", images)):
+        with atomic_write(files[key]) as f:
+            np.save(f, arr)
+    print(f"wrote Fashion-MNIST-C {args.split} ({n} images) in {out}")
+    return 0

@@ -57,7 +57,8 @@ from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVE
 
 __all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
-           "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
+           "jpeg_roundtrip", "SAVED_JPEG_QUALITY",
+           "FMNIST_C_NAMES", "corrupt_mnist_c", "fashion_mnist_c", "fashion_mnist_c_choice", "mnist_c_fields"]
 
 VERSION = 4
 """Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
@@ -202,3 +203,8 @@ def corrupt_as_saved(x: torch.Tensor, name: str, severity: int, seed: int = 0, t
     if jpeg is None:
         jpeg = SAVED_AS_JPEG[t]
     return jpeg_roundtrip(y, quality) if jpeg else y
+
+
+# Fashion-MNIST-C (Weiss and Tonella): its own 15 corruptions at fixed severities (mnist_c.py)
+from dstlib.corruptions.mnist_c import (FMNIST_C_NAMES, corrupt_mnist_c, fashion_mnist_c,  # noqa: E402
+                                        fashion_mnist_c_choice, mnist_c_fields)

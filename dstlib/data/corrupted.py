@@ -9,6 +9,9 @@ Two layouts:
   `<root>/<corruption>/<severity>/<class>/<file>`; classes are the sorted folder
   names (WordNet ids); severity folders are 1..5, or parameter values in
   ImageNet-C-bar (pass the folder name as a string).
+
+Fashion-MNIST-C (Weiss and Tonella, one corruption per image, no severities) has its
+own files: `read_fashion_mnist_c` (FMNIST_C_LAYOUT).
 """
 from __future__ import annotations
 
@@ -182,5 +185,59 @@ def read(root, corruption: str, severity, dataset: str | None = None, info: Data
     return read_folders(root, corruption, severity, dataset=dataset, info=info)
 
 
+FMNIST_C_LAYOUT = ("fmnist-c-<split>.npy (uint8 N x 28 x 28) and fmnist-c-<split>-labels.npy, or the IDX files "
+                   "fmnist-c-<split>-ubyte[.gz] and fmnist-c-<split>-labels-ubyte[.gz], in <root>, <root>/npy, "
+                   "<root>/ubyte or <root>/generated/{npy,ubyte}")
+FMNIST_C_INDEX = "fmnist-c-{split}-corruption-index.npy"
+"""Our side file next to a generated Fashion-MNIST-C: int64 position in FMNIST_C_NAMES per image."""
+
+
+def _fmnist_c_file(root: Path, names: tuple[str, ...]) -> Path | None:
+    for d in (root, root / "npy", root / "ubyte", root / "generated" / "npy", root / "generated" / "ubyte"):
+        for name in names:
+            if (d / name).is_file():
+                return d / name
+    return None
+
+
+def read_fashion_mnist_c(root, split: str = "test") -> ImageSet:
+    """Fashion-MNIST-C (Weiss and Tonella) from a local folder: the published files (npy or
+    ubyte; their "-ubyte.gz" files are raw IDX, read either way) or what `python -m dstlib
+    corrupt --benchmark fashion_mnist_c` wrote. npy is preferred when both are present."""
+    from dstlib.data import info as lookup
+    from dstlib.data.fashion_mnist import read_idx
+
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is invalid; allowed: train, test")
+    if not root.is_dir():
+        raise FileNotFoundError(f"root={str(root)!r} is not a folder; expected {FMNIST_C_LAYOUT}")
+    npy = _fmnist_c_file(root, (f"fmnist-c-{split}.npy",))
+    lab = _fmnist_c_file(npy.parent, (f"fmnist-c-{split}-labels.npy",)) if npy is not None else None
+    if npy is not None and lab is not None:
+        images, labels = np.load(npy, allow_pickle=False), np.load(lab, allow_pickle=False)
+    else:
+        img = _fmnist_c_file(root, (f"fmnist-c-{split}-ubyte.gz", f"fmnist-c-{split}-ubyte"))
+        lab = _fmnist_c_file(root, (f"fmnist-c-{split}-labels-ubyte.gz", f"fmnist-c-{split}-labels-ubyte"))
+        if img is None or lab is None:
+            raise FileNotFoundError(f"Fashion-MNIST-C {split} split not found under {root}; expected {FMNIST_C_LAYOUT}")
+        npy, images, labels = img, read_idx(img), read_idx(lab)
+    if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{npy}: dtype {images.dtype} shape {images.shape}; expected {FMNIST_C_LAYOUT}")
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{lab}: {labels.dtype} {labels.shape} labels for {len(images)} images; "
+                         f"expected {FMNIST_C_LAYOUT}")
+    return ImageSet(lookup("fashion_mnist"), torch.from_numpy(np.ascontiguousarray(images)[:, None].copy()),
+                    torch.from_numpy(labels.astype(np.int64)))
+
+
+def fashion_mnist_c_corruptions(root, split: str = "test") -> torch.Tensor | None:
+    """Our per-image corruption index (FMNIST_C_INDEX) next to a Fashion-MNIST-C, or None
+    where there is none (the published set does not record it)."""
+    path = _fmnist_c_file(Path(root), (FMNIST_C_INDEX.format(split=split),))
+    return None if path is None else torch.from_numpy(np.load(path, allow_pickle=False).astype(np.int64))
+
+
 __all__ = ["layout", "corruptions", "severities", "read", "read_npy", "read_folders", "CorruptedFolder",
-           "NPY_LAYOUT", "FOLDER_LAYOUT"]
+           "NPY_LAYOUT", "FOLDER_LAYOUT", "read_fashion_mnist_c", "fashion_mnist_c_corruptions",
+           "FMNIST_C_LAYOUT", "FMNIST_C_INDEX"]
