@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from dstlib.corruptions import _ops
-from dstlib.corruptions.cbar import fp, pinch_cells
-from dstlib.corruptions.cbar_noise import _arange, _scalar, to_uint8
+from dstlib.corruptions.cbar import fp, parts, pinch_cells
+from dstlib.corruptions.cbar_noise import _arange, _scalar, per_part, to_uint8
 
 LUMA = _ops.LUMA
 
@@ -39,41 +39,48 @@ def caustic_map(time: torch.Tensor, size: torch.Tensor, im: int, device) -> torc
     / 0.005), p1 / (cos(i1 + t) / 0.005))|; value = clip(|1.17 - (c / 5)^1.4|^8, 0, 1).
     We track e = i + 250 (values near 0..tau) and fold the -250 into each sine's
     per-image constant, reduced mod 2 pi in float64, so float32 arguments stay small; the
-    first step depends on rows and columns apart."""
+    first step depends on rows and columns apart. Buffers are reused in place."""
     n = time.shape[0]
     c = _arange(im, str(device))
     q = torch.remainder(c / size.to(device, torch.float64)[:, None], 1) * CAUSTIC_TAU   # (n, im)
-    inten = 0.005
-    p = ((q - CAUSTIC_SHIFT) * inten).float()            # p * 0.005: the length's numerators
-    pr, pc = p[:, :, None], p[:, None, :]
+    p2 = ((q - CAUSTIC_SHIFT) * 0.005).square().float()      # (p * 0.005)^2: the length's numerators
+    pr2, pc2 = p2[:, :, None], p2[:, None, :]
+    qf = q.float()
+    qr, qc = qf[:, :, None], qf[:, None, :]
+    ts = time.double().to(device)[:, None] * torch.tensor([1.0 - 3.5 / (k + 1) for k in range(5)],
+                                                          dtype=torch.float64, device=device)
+    a = _reduced(ts + CAUSTIC_SHIFT)                         # t - i = a - e
+    b = _reduced(ts - CAUSTIC_SHIFT)                         # t + i = b + e
+    af, bf = a.float()[:, :, None, None], b.float()[:, :, None, None]
+    a0, b0 = a[:, 0:1], b[:, 0:1]
+    # step 1 (i = p): rows and columns apart
+    e0 = torch.add((q + torch.cos(a0 - q)).float()[:, :, None], torch.sin(b0 + q).float()[:, None, :])
+    e1 = torch.add((q + torch.sin(a0 - q)).float()[:, None, :], torch.cos(b0 + q).float()[:, :, None])
+    t1, t2, t3, s, co = (torch.empty_like(e0) for _ in range(5))
     acc = None
-    e0 = e1 = None
-    t_all = time.double()
     for k in range(5):
-        t = t_all * (1.0 - (3.5 / (k + 1)))
-        a = _reduced(t + CAUSTIC_SHIFT).to(device)      # t - i = a - e
-        b = _reduced(t - CAUSTIC_SHIFT).to(device)      # t + i = b + e
-        if k == 0:  # i = p: rows and columns apart
-            qr = q
-            n0 = (qr + torch.cos(a[:, None] - qr)).float()[:, :, None] + torch.sin(b[:, None] + q).float()[:, None, :]
-            n1 = (q + torch.sin(a[:, None] - q)).float()[:, None, :] + torch.cos(b[:, None] + qr).float()[:, :, None]
-        else:
-            af, bf = _scalar(a, device), _scalar(b, device)
-            qr, qc = q.float()[:, :, None], q.float()[:, None, :]
-            n0 = torch.sub(af, e0).cos_().add_(qr).add_(torch.add(bf, e1).sin_())
-            n1 = torch.sub(af, e1).sin_().add_(qc).add_(torch.add(bf, e0).cos_())
-        e0, e1 = n0, n1
-        bf = _scalar(b, device)
-        s = torch.add(e0, bf).sin_()                        # sin(i0 + t)
-        co = torch.add(e1, bf).cos_()                       # cos(i1 + t)
-        u = torch.div(pr, s).square_()
-        u.add_(torch.div(pc, co).square_())
-        inv = u.rsqrt_()                                    # 1 / length
-        acc = inv.add_(1.0) if acc is None else acc.add_(inv)
-    # 1.17 - (c / 5) ** 1.4 (c > 0), then |.| ** 8
-    v = acc.div_(5).log_().mul_(1.4).exp_().neg_().add_(1.17).abs_()
-    v = v.square_().square_().square_()
-    return v.clamp_(0, 1)
+        ak, bk = af[:, k], bf[:, k]
+        if k:
+            torch.sub(ak, e0, out=t1).cos_()                 # cos(t - i0)
+            torch.add(e1, bk, out=t2).sin_()                 # sin(t + i1)
+            torch.sub(ak, e1, out=t3).sin_()                 # sin(t - i1)
+            e0.add_(bk).cos_()                               # cos(t + i0), in place of the old e0
+            t1.add_(t2).add_(qr)                             # the new e0
+            t3.add_(e0).add_(qc)                             # the new e1
+            e0, e1, t1, t3 = t1, t3, e0, e1
+        torch.add(e0, bk, out=s).sin_().square_()            # sin(i0 + t)^2
+        torch.add(e1, bk, out=co).cos_().square_()           # cos(i1 + t)^2
+        torch.div(pc2, co, out=co).addcdiv_(pr2.expand_as(s), s).rsqrt_()  # 1 / length
+        acc = co.add(1.0) if acc is None else acc.add_(co)
+    v = acc.div_(5).log_().mul_(1.4).exp_().neg_().add_(1.17).abs_()   # |1.17 - (c / 5) ** 1.4|
+    return v.square_().square_().square_().clamp_(0, 1)
+
+
+def _pow2_side(im: int) -> int:
+    """The smallest 2^k + 1 >= im: on a zero-padded input of that side, grid_sample's
+    align_corners coordinates g = pixel / 2^(k-1) - 1 map whole pixels back exactly."""
+    k = max(1, math.ceil(math.log2(max(im - 1, 1))))
+    return 2 ** k + 1
 
 
 def caustic_refraction(x, lev, f):
@@ -86,34 +93,31 @@ def caustic_refraction(x, lev, f):
     sample point (row first). In closed form (R orthonormal, so inv(R) = R^T) the move is
     (e - w, s - n) nz (sqrt(1 - (1 - nz^2) / eta^2) - nz / eta) lens_scale. out = bilinear
     image / 255 (zero outside) + (n - s) L + (e - w) L, L = fp(level, 2), clipped to [0, 1],
-    times 255, truncated. Sampling uses grid_sample (float32 positions, ~1e-5 px), except
-    unmoved points, which read their own pixel exactly."""
+    times 255, truncated. Sampling: grid_sample on the image zero-padded to 2^k + 1 px, so
+    unmoved points read their pixel exactly (moved ones: float32 positions, ~1e-5 px)."""
     dev, im = x.device, x.shape[-1]
-    n, ch = x.shape[0], x.shape[1]
     lens, light, eta = fp(lev, 0.5 * im), fp(lev, 2.0), 4.0
-    cm = caustic_map(f["time"], f["size"], im, dev)
-    cm = _ops.gaussian_blur(cm[:, None], 1.0, mode="reflect")[:, 0]
-    z = F.pad(cm, (1, 1, 1, 1))
-    north, south = z[:, 1:-1, :-2], z[:, 1:-1, 2:]
-    west, east = z[:, :-2, 1:-1], z[:, 2:, 1:-1]
-    gx = east - west                                          # along rows
-    gy = south - north                                        # along columns
-    nz = torch.addcmul(gx * gx, gy, gy).add_(1).rsqrt_()
-    refr = nz * nz
-    refr = refr.neg_().add_(1).div_(-eta * eta).add_(1).sqrt_().sub_(nz, alpha=1 / eta).mul_(nz).mul_(lens)
-    refr = torch.where(nz >= 1.0 - 1e-3, torch.zeros_like(refr), refr)
-    dr = torch.round(gx * refr * 1000) / 1000
-    dc = torch.round(gy * refr * 1000) / 1000
-    still = (dr == 0) & (dc == 0)
+    side = _pow2_side(im)
+    half = (side - 1) // 2
     cf = _arange(im, str(dev), torch.float32)
-    scale = 2.0 / (im - 1) if im > 1 else 0.0
-    grid = torch.stack([(dc + cf[None, None, :]).mul_(scale).sub_(1),
-                        (dr + cf[None, :, None]).mul_(scale).sub_(1)], dim=-1)
-    img = x.to(torch.float32).div_(255)
-    sample = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    sample = torch.where(still[:, None], img, sample)
-    lighting = (north - south).mul_(light).add_((east - west).mul_(light))
-    return to_uint8(sample.add_(lighting[:, None]).clamp_(0, 1).mul_(255))
+    out = torch.empty_like(x)
+    for sl in parts(x.shape[0], im * im, dev):
+        cm = caustic_map(f["time"][sl], f["size"][sl], im, dev)
+        cm = _ops.gaussian_blur(cm[:, None], 1.0, mode="reflect")[:, 0]
+        z = F.pad(cm, (1, 1, 1, 1))
+        ns = torch.sub(z[:, 1:-1, :-2], z[:, 1:-1, 2:])           # north - south = -(column gradient)
+        ew = torch.sub(z[:, 2:, 1:-1], z[:, :-2, 1:-1])           # east - west: the row gradient
+        nz = torch.mul(ns, ns).addcmul_(ew, ew).add_(1).rsqrt_()  # the normal's z
+        refr = torch.mul(nz, nz).sub_(1).mul_(1 / (eta * eta)).add_(1).sqrt_().sub_(nz, alpha=1 / eta)
+        refr.mul_(nz).mul_(lens).mul_(nz < 1.0 - 1e-3)
+        dr = torch.mul(ew, refr).mul_(1000).round_().div_(1000)
+        dc = torch.mul(ns, refr).mul_(-1000).round_().div_(1000)  # (s - n) = -(n - s)
+        grid = torch.stack([dc.add_(cf).div_(half).sub_(1), dr.add_(cf[:, None]).div_(half).sub_(1)], dim=-1)
+        img = F.pad(x[sl].to(torch.float32).div_(255), (0, side - im, 0, side - im))
+        y = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        y.add_(ns.mul_(light).add_(ew, alpha=light)[:, None])
+        out[sl] = to_uint8(y.clamp_(0, 1).mul_(255))
+    return out
 
 
 # ---------------------------------------------------------------- bilinear (the reference's)
@@ -334,8 +338,6 @@ def circular_motion_blur(x, lev, f):
     return to_uint8(y).view(x.shape)
 
 
-circular_motion_blur.whole_batch = True
-
 
 # ---------------------------------------------------------------- transverse chromatic aberration
 @lru_cache(maxsize=32)
@@ -393,12 +395,10 @@ def transverse_chromatic_abberation(x, lev, f):
     return to_uint8(y.float())[:, None]
 
 
-transverse_chromatic_abberation.whole_batch = True
-
 CORRUPTIONS = {
     "caustic_refraction": caustic_refraction,
-    "pinch_and_twirl": pinch_and_twirl,
-    "ripple": ripple,
+    "pinch_and_twirl": per_part(pinch_and_twirl),
+    "ripple": per_part(ripple),
     "circular_motion_blur": circular_motion_blur,
     "transverse_chromatic_abberation": transverse_chromatic_abberation,
 }

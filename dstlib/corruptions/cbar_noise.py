@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from dstlib.corruptions._ops import LUMA
-from dstlib.corruptions.cbar import fp, random_state
+from dstlib.corruptions.cbar import fp, parts, random_state
 
 
 @lru_cache(maxsize=32)
@@ -31,6 +31,18 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     """np.clip(y, 0, 255).astype(np.uint8) on a float tensor of 0..255-scale values (truncation;
     through int16, ~3x as fast as a float -> uint8 cast on the CPU). In place on y."""
     return y.clamp_(0, 255).to(torch.int16).to(torch.uint8)
+
+
+def per_part(kernel):
+    """Run kernel(x, level, fields) -> uint8 on the cache-sized parts of a batch (cbar.parts),
+    the fields sliced alike."""
+    def run(x, lev, f):
+        out = torch.empty_like(x)
+        for s in parts(x.shape[0], x.shape[2] * x.shape[3], x.device):
+            out[s] = kernel(x[s], lev, {k: v[s] for k, v in f.items()})
+        return out
+    run.__name__, run.__doc__ = kernel.__name__, kernel.__doc__
+    return run
 
 
 def _add_noise(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -153,12 +165,55 @@ def perlin_tables(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(p, dtype=np.int64), g
 
 
+def perlin_noise(x, lev, f):
+    """f = clip(0.5 * turbulence(row / s, col / s) + 0.5, 0, 1), s = 32 im / 224 (the row is
+    the generator's first coordinate), turbulence = sum over octaves o = 1, 2, 4, 8, 16 of
+    |noise2(o x, o y)| / o, the reference's classic Perlin noise2 on tables from
+    RandomState(seed); out = clip((1 - a) image + 255 a f), a = fp(level, 0.5).
+
+    noise2 = 1.5 (a + sy (b - a)) with a = ux[v0] + ry0 uy[v0], b = ux[v1] + ry1 uy[v1], where
+    for a row (x) ux, uy mix the gradients of its two lattice rows u0, u1 at every lattice
+    column v: ux = (1 - sx) rx0 gx[u0, v] + sx rx1 gx[u1, v], uy = (1 - sx) gy[u0, v] + sx gy[u1, v],
+    and v0, v1, ry0, ry1, sy belong to the pixel's column. Gradients are looked up once per
+    lattice point, ux and uy once per row and lattice column; per pixel an octave is then
+    two row copies (in column-major order) and four multiply-adds (float32)."""
+    dev, im = x.device, x.shape[-1]
+    n = x.shape[0]
+    tabs = [perlin_tables(int(s)) for s in f["seed"].tolist()]
+    p = torch.from_numpy(np.stack([t[0] for t in tabs])).to(dev)            # (n, 514)
+    g = torch.from_numpy(np.stack([t[1] for t in tabs])).to(dev)            # (n, 514, 2) float64
+    gx, gy = g[..., 0].contiguous(), g[..., 1].contiguous()
+    turb = torch.zeros((n, im, im), dtype=torch.float32, device=dev)         # [col, row]
+    octave = 1.0
+    while octave <= 16.0:
+        t = _perlin_axis(im, octave, str(dev))
+        lat, pos0, pos1 = t["lattice"], t["pos0"], t["pos1"]
+        nl = lat.shape[0]
+        idx = p.index_select(1, lat)[:, :, None] + lat.view(1, 1, nl)        # p[u] + v
+        b = torch.gather(p, 1, idx.view(n, -1))
+        lx = torch.gather(gx, 1, b).view(n, nl, nl).float()                  # [u, v]
+        ly = torch.gather(gy, 1, b).view(n, nl, nl).float()
+        ux = lx.index_select(1, pos0).mul_(t["w0"]).addcmul_(lx.index_select(1, pos1), t["w1"])  # [row, v]
+        uy = ly.index_select(1, pos0).mul_(t["v0"]).addcmul_(ly.index_select(1, pos1), t["v1"])
+        uu = torch.stack([ux.transpose(1, 2), uy.transpose(1, 2)], 1)        # (n, 2, v, row)
+        a = uu.index_select(2, pos0)                                         # (n, 2, col, row)
+        a = a[:, 0].addcmul_(a[:, 1], t["r0"])
+        bb = uu.index_select(2, pos1)
+        bb = bb[:, 0].addcmul_(bb[:, 1], t["r1"])
+        turb.add_(a.lerp_(bb, t["s"]).abs_(), alpha=1.5 / octave)
+        octave *= 2
+    alpha = fp(lev, 0.5)
+    noise = turb.mul_(0.5).add_(0.5).clamp_(0, 1).mul_(255 * alpha).transpose(1, 2)[:, None]
+    y = x.to(torch.float32).mul_(1 - alpha).add_(noise)
+    return to_uint8(torch.nan_to_num_(y, nan=0.0))  # NaN (a zero gradient) -> 0, as numpy's cast
+
+
 @lru_cache(maxsize=64)
-def _perlin_axis(im: int, f: float):
-    """Per pixel along one axis, for coordinate f * pixel * m (m = 1 / (32 im / 224)):
-    lattice index b0 (int(t) % 256, t = coordinate + 4096), its successor, r0 = t % 1,
-    r1 = r0 - 1, s = r0^2 (3 - 2 r0); plus the distinct lattice indices and each pixel's
-    position in them for b0 and b1."""
+def _perlin_axis(im: int, f: float, device: str) -> dict:
+    """Per pixel along an axis, for coordinate t = f * (pixel * m) + 4096, m = 1 / (32 im / 224):
+    the lattice indices int(t) % 256 and the next, as positions pos0, pos1 in the sorted
+    `lattice` of those used; r0 = t % 1, r1 = r0 - 1, s = r0^2 (3 - 2 r0); the row mixing
+    weights w0 = (1 - s) r0, w1 = s r1, v0 = 1 - s, v1 = s as (1, im, 1) tensors (float32)."""
     m = 1.0 / (32 * im / 224)
     t = f * (np.arange(im) * m) + PERLIN_N
     b0 = t.astype(np.int64) % PERLIN_B
@@ -167,56 +222,11 @@ def _perlin_axis(im: int, f: float):
     r1 = r0 - 1.0
     s = r0 * r0 * (3.0 - 2.0 * r0)
     lat = np.unique(np.concatenate([b0, b1]))
-    return b0, b1, r0, r1, s, lat, np.searchsorted(lat, b0), np.searchsorted(lat, b1)
-
-
-def perlin_noise(x, lev, f):
-    """f = clip(0.5 * turbulence(row / s, col / s) + 0.5, 0, 1), s = 32 im / 224 (the row is
-    the generator's first coordinate), turbulence = sum over octaves o = 1, 2, 4, 8, 16 of
-    |noise2(o x, o y)| / o, the reference's classic Perlin noise2 on tables from
-    RandomState(seed); out = clip((1 - a) image + 255 a f), a = fp(level, 0.5).
-
-    The gradients are looked up once per lattice point; each row mixes its two lattice rows
-    (its s_curve and offsets), then each pixel mixes the two lattice columns of its row, so
-    per pixel an octave costs four column gathers and a few multiply-adds (float32)."""
-    dev, im = x.device, x.shape[-1]
-    n = x.shape[0]
-    tabs = [perlin_tables(int(s)) for s in f["seed"].tolist()]
-    p = torch.from_numpy(np.stack([t[0] for t in tabs])).to(dev)            # (n, 514)
-    g = torch.from_numpy(np.stack([t[1] for t in tabs])).to(dev)            # (n, 514, 2) float64
-    gx, gy = g[..., 0].contiguous(), g[..., 1].contiguous()
-    turb = torch.zeros((n, im, im), dtype=torch.float32, device=dev)
-    octave = 1.0
-    while octave <= 16.0:
-        rb0, rb1, rr0, rr1, rs_, rlat, rp0, rp1 = _perlin_axis(im, octave)   # rows: the first coordinate
-        cb0, cb1, cr0, cr1, cs_, clat, cq0, cq1 = _perlin_axis(im, octave)   # columns
-        # gradient at every lattice point (row index u, column index v): g[p[p[u] + v]]
-        pu = p[:, torch.from_numpy(rlat).to(dev)]                             # (n, U)
-        idx = pu[:, :, None] + torch.from_numpy(clat).to(dev)[None, None, :]  # (n, U, V)
-        b = torch.gather(p, 1, idx.view(n, -1))
-        lx = torch.gather(gx, 1, b).view(n, len(rlat), len(clat)).float()
-        ly = torch.gather(gy, 1, b).view(n, len(rlat), len(clat)).float()
-        # per row: (1 - sx) * (corner b0) + sx * (corner b1), with the x offsets on the x part
-        w0 = torch.from_numpy((1 - rs_) * rr0).float().to(dev).view(1, im, 1)
-        w1 = torch.from_numpy(rs_ * rr1).float().to(dev).view(1, im, 1)
-        v0 = torch.from_numpy(1 - rs_).float().to(dev).view(1, im, 1)
-        v1 = torch.from_numpy(rs_).float().to(dev).view(1, im, 1)
-        i0, i1 = torch.from_numpy(rp0).to(dev), torch.from_numpy(rp1).to(dev)
-        ux = lx.index_select(1, i0).mul_(w0).addcmul_(lx.index_select(1, i1), w1)   # (n, im, V)
-        uy = ly.index_select(1, i0).mul_(v0).addcmul_(ly.index_select(1, i1), v1)
-        j0, j1 = torch.from_numpy(cq0).to(dev), torch.from_numpy(cq1).to(dev)
-        ry0 = torch.from_numpy(cr0).float().to(dev)
-        ry1 = torch.from_numpy(cr1).float().to(dev)
-        sy = torch.from_numpy(cs_).float().to(dev)
-        a = ux.index_select(2, j0).addcmul_(uy.index_select(2, j0), ry0)        # noise2's a
-        bb = ux.index_select(2, j1).addcmul_(uy.index_select(2, j1), ry1)       # and b
-        bb.sub_(a).mul_(sy).add_(a)                                             # a + sy (b - a)
-        turb.add_(bb.abs_(), alpha=1.5 / octave)
-        octave *= 2
-    alpha = fp(lev, 0.5)
-    noise = turb.mul_(0.5).add_(0.5).clamp_(0, 1).mul_(255 * alpha)[:, None]
-    y = x.to(torch.float32).mul_(1 - alpha).add_(noise)
-    return to_uint8(torch.nan_to_num_(y, nan=0.0))  # NaN (a zero gradient) -> 0, as numpy's cast
+    col = lambda v: torch.from_numpy(np.asarray(v, dtype=np.float32)).view(1, im, 1).to(device)  # noqa: E731
+    return {"lattice": torch.from_numpy(lat).to(device), "pos0": torch.from_numpy(np.searchsorted(lat, b0)).to(device),
+            "pos1": torch.from_numpy(np.searchsorted(lat, b1)).to(device),
+            "w0": col((1 - s) * r0), "w1": col(s * r1), "v0": col(1 - s), "v1": col(s),
+            "r0": col(r0), "r1": col(r1), "s": col(s)}
 
 
 # ---------------------------------------------------------------- blue / brownish noise
@@ -257,18 +267,21 @@ def spectrum_noise(seeds, im: int, channels: int, kind: str, device) -> torch.Te
     The real part is the inverse real FFT of the spectrum's Hermitian part
     (F(k) + conj F(-k)) / 2, which is all the reference keeps; float32."""
     ia, ib, pa, pb = (t.to(device) for t in _spectrum_maps(im, kind))
-    ph = []
-    for s in seeds:
+    ph = np.empty((len(seeds), channels, im, im), dtype=np.float32)
+    for i, s in enumerate(seeds):
         rs = random_state(int(s))
-        ph.append(np.stack([phases(rs, im) for _ in range(channels)]))
-    phs = torch.from_numpy(np.stack(ph)).to(device).view(len(ph) * channels, im * im)
-    a = phs.index_select(1, ia).float()
-    b = phs.index_select(1, ib).float()
+        for c in range(channels):  # the reference's gen_noise calls, in turn from one generator
+            ph[i, c] = phases(rs, im)
+    phs = torch.from_numpy(ph).to(device).view(-1, im * im)
+    a = phs.index_select(1, ia)
+    b = phs.index_select(1, ib)
     re = torch.cos(a).mul_(pa).addcmul_(torch.cos(b), pb).mul_(0.5)
     im_ = torch.sin(a).mul_(pa).addcmul_(torch.sin(b), pb, value=-1).mul_(0.5)
-    spec = torch.complex(re, im_).view(-1, im, im // 2 + 1)
-    noise = torch.fft.irfft2(spec, s=(im, im))
-    std = noise.std(dim=(1, 2), keepdim=True, correction=0)
+    noise = torch.fft.irfft2(torch.complex(re, im_).view(-1, im, im // 2 + 1), s=(im, im))
+    flat = noise.view(noise.shape[0], -1)
+    k = flat.shape[1]
+    mean = flat.sum(dim=1).double() / k      # float32 sums (pairwise: ~1e-7 relative), combined in float64
+    std = (torch.mul(flat, flat).sum(dim=1).double() / k - mean * mean).clamp_(min=0).sqrt_().float().view(-1, 1, 1)
     return noise.div_(std).view(-1, channels, im, im)
 
 
@@ -288,11 +301,5 @@ def brownish_noise(x, lev, f):
     return _add_noise(x, noise.mul_(fp(lev, 64)))
 
 
-CORRUPTIONS = {
-    "single_frequency_greyscale": single_frequency_greyscale,
-    "cocentric_sine_waves": cocentric_sine_waves,
-    "plasma_noise": plasma_noise,
-    "perlin_noise": perlin_noise,
-    "blue_noise_sample": blue_noise_sample,
-    "brownish_noise": brownish_noise,
-}
+CORRUPTIONS = {f.__name__: per_part(f) for f in (
+    single_frequency_greyscale, cocentric_sine_waves, plasma_noise, perlin_noise, blue_noise_sample, brownish_noise)}

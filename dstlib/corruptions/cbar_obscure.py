@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from dstlib.corruptions.cbar import fp, random_state
+from dstlib.corruptions.cbar import fp, parts, random_state
 from dstlib.corruptions.cbar_noise import _arange, _scalar, to_uint8
 
 RANDOMNESS = 25  # the star rays' spread, percent of the radius
@@ -32,29 +32,49 @@ def _ray_tables(lengths: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(out.reshape(-1, 2).astype(np.float32))
 
 
-def _star(dy: torch.Tensor, dx: torch.Tensor, rays: torch.Tensor, table: torch.Tensor,
-          base: torch.Tensor, exponent: float, bufs: tuple) -> torch.Tensor:
-    """The reference's star kernel without its final blend, for one star per image:
-    f = clip((1 - (frac - 1/2)^2) * (length^2 / (dist^2 + 1e-4))^exponent, 0, 1), where
-    d = (arctan2(dcol, drow) + pi) / (2 pi) * rays, frac = d - int(d) and length the ray
-    lengths interpolated at d. dy (n, im) = row - centre[0], dx (n, im) = col - centre[1];
-    rays, base (n, 1, 1): ray count and the star's first row in `table` (pairs from
-    _ray_tables viewed as float64, one gather per pixel). float32, in the buffer bufs[0]."""
-    f, d, w = bufs
-    r = rays.to(torch.float32)
-    r2 = torch.add((dy * dy + 1e-4)[:, :, None], (dx * dx)[:, None, :], out=w)
-    torch.atan2(dx[:, None, :], dy[:, :, None], out=d)
-    d.mul_(r / (2 * math.pi)).add_(r / 2)
-    i = d.to(torch.int32)
-    torch.sub(d, i, out=f)                                  # frac
-    i = torch.minimum(i.clamp_(min=0), rays.to(torch.int32)).add_(base)
-    pair = torch.index_select(table, 0, i.view(-1)).view(torch.float32).view(*d.shape, 2)
-    length = torch.addcmul(pair[..., 0], f, pair[..., 1], out=d)
-    g = length.mul_(length).div_(r2)                        # in d
-    if exponent != 1.0:                                     # g ** e, g >= 0 (log 0 -> exp(-inf) = 0)
-        g.log_().mul_(exponent).exp_()
-    w = torch.addcmul(f, f, f, value=-1, out=w).add_(0.75)  # 1 - (frac - 1/2)^2
-    return f.copy_(w.mul_(g)).clamp_(0, 1)
+class _Stars:
+    """Per-image star geometry for a batch, precomputed once: for star k of image b, row and
+    column offsets from its centre (`centers[b, k]` = (row, col)) and their squares (float32),
+    ray count r, d's scale r / (2 pi) and offset r / 2, and the star's first row in the pair
+    table (_ray_tables viewed as float64: one gather reads a pair)."""
+
+    def __init__(self, centers: torch.Tensor, rays: torch.Tensor, lengths: list, im: int, device):
+        n, k = rays.shape
+        c = _arange(im, str(device), torch.float32)
+        ctr = centers.to(device, torch.float32)                         # (n, k, 2)
+        self.dy = (c - ctr[..., 0:1])[..., None]                        # (n, k, im, 1)
+        self.dx = (c - ctr[..., 1:2])[..., None, :]                     # (n, k, 1, im)
+        self.dy2 = self.dy * self.dy + 1e-4
+        self.dx2 = self.dx * self.dx
+        r = rays.to(device, torch.float32).view(n, k, 1, 1)
+        self.kr, self.hr = r / (2 * math.pi), r / 2
+        self.base = (torch.arange(n * k, device=device, dtype=torch.int32) * MAX_RAYS).view(n, k, 1, 1)
+        self.table = _ray_tables(lengths).to(device).view(torch.float64).view(-1)
+
+    def kernel(self, sl: slice, k: int, exponent: float, bufs: tuple) -> torch.Tensor:
+        """The reference's star kernel without its final blend, star k of images sl:
+        f = clip((1 - (frac - 1/2)^2) * (length^2 / (dist^2 + 1e-4))^exponent, 0, 1) with
+        d = (arctan2(dcol, drow) + pi) / (2 pi) * rays, frac = d - int(d), length the ray
+        lengths interpolated at d. float32, in bufs[2] (d >= 0 up to float32 rounding, and
+        int(d) <= r: the table holds rays 0..r)."""
+        d, f, w = bufs
+        torch.add(self.dy2[sl, k], self.dx2[sl, k], out=w)                # dist^2 + 1e-4
+        torch.atan2(self.dx[sl, k], self.dy[sl, k], out=d)
+        d.mul_(self.kr[sl, k]).add_(self.hr[sl, k])
+        i = d.to(torch.int32)
+        torch.sub(d, i, out=f)                                          # frac
+        pair = self.table.index_select(0, i.add_(self.base[sl, k]).view(-1)).view(torch.float32)
+        pair = pair.view(*d.shape, 2)
+        g = torch.addcmul(pair[..., 0], f, pair[..., 1], out=d)          # length
+        g.mul_(g).div_(w)
+        if exponent != 1.0:                                             # g ** e, g >= 0 (log 0 -> exp(-inf) = 0)
+            g.log_().mul_(exponent).exp_()
+        torch.addcmul(f, f, f, value=-1, out=w).add_(0.75)              # 1 - (frac - 1/2)^2
+        return w.mul_(g).clamp_(0, 1)
+
+
+def _buffers(m: int, im: int, device) -> tuple:
+    return tuple(torch.empty((m, im, im), dtype=torch.float32, device=device) for _ in range(3))
 
 
 def sparkles(x, lev, f):
@@ -65,7 +85,6 @@ def sparkles(x, lev, f):
     are multiplied first: 255 - (255 - v) * prod(1 - f_k) is the reference's sequence
     v += f_k (255 - v) (the same f on every channel), computed once per channel."""
     dev, im = x.device, x.shape[-1]
-    n = x.shape[0]
     radius = fp(lev, 0.1) * im
     nrays = f["nrays"].long()
     lengths = []
@@ -74,20 +93,16 @@ def sparkles(x, lev, f):
         for k in range(5):
             z = rs.randn(nr[k])
             lengths.append(np.maximum(1, radius + RANDOMNESS / 100.0 * radius * z))
-    table = _ray_tables(lengths).to(dev).view(torch.float64).view(-1)
-    c = _arange(im, str(dev), torch.float32)
-    centers = f["centers"].to(dev, torch.float32)
-    q = torch.ones((n, im, im), dtype=torch.float32, device=dev)
-    bufs = tuple(torch.empty((n, im, im), dtype=torch.float32, device=dev) for _ in range(3))
-    base = torch.arange(n, device=dev).view(n, 1, 1) * 5 * MAX_RAYS
-    for k in range(5):
-        v = _star(c - centers[:, k, 0:1], c - centers[:, k, 1:2], _scalar(nrays[:, k], dev, torch.int64),
-                  table, (base + k * MAX_RAYS).to(torch.int32), 1.0, bufs)
-        q.addcmul_(q, v, value=-1)                          # q *= 1 - f
+    stars = _Stars(f["centers"], nrays, lengths, im, dev)
     out = torch.empty_like(x)
-    for ch in range(x.shape[1]):
-        y = x[:, ch].to(torch.float32).neg_().add_(255).mul_(q).neg_().add_(255)
-        out[:, ch] = to_uint8(y)
+    for sl in parts(x.shape[0], im * im, dev):
+        m = sl.stop - sl.start
+        bufs = _buffers(m, im, dev)
+        q = torch.ones((m, im, im), dtype=torch.float32, device=dev)
+        for k in range(5):
+            q.addcmul_(q, stars.kernel(sl, k, 1.0, bufs), value=-1)      # q *= 1 - f
+        for ch in range(x.shape[1]):                                     # 255 - (255 - v) q
+            out[sl, ch] = to_uint8(bufs[0].copy_(x[sl, ch]).sub_(255).mul_(q).add_(255))
     return out
 
 
@@ -97,55 +112,56 @@ def inverse_sparkles(x, lev, f):
     f (v - 255), the image kept inside the star and faded to white outside; f with the
     exponent (100 - amount) / 50."""
     dev, im = x.device, x.shape[-1]
-    n = x.shape[0]
     radius = 0.25 * im
     amount = 100 - fp(lev, 65)
     rays = f["rays"].long()
-    lengths = []
-    for s, nr in zip(f["seed"].tolist(), rays.tolist()):
-        z = random_state(s).randn(nr)
-        lengths.append(radius + RANDOMNESS / 100.0 * radius * z)
-    table = _ray_tables(lengths).to(dev).view(torch.float64).view(-1)
-    c = _arange(im, str(dev), torch.float32)
-    center = f["center"].to(dev, torch.float32)
-    bufs = tuple(torch.empty((n, im, im), dtype=torch.float32, device=dev) for _ in range(3))
-    base = (torch.arange(n, device=dev).view(n, 1, 1) * MAX_RAYS).to(torch.int32)
-    v = _star(c - center[:, 0:1], c - center[:, 1:2], _scalar(rays, dev, torch.int64), table, base,
-              (100 - amount) / 50.0, bufs)
+    lengths = [radius + RANDOMNESS / 100.0 * radius * random_state(s).randn(nr)
+               for s, nr in zip(f["seed"].tolist(), rays.tolist())]
+    stars = _Stars(f["center"][:, None], rays[:, None], lengths, im, dev)
     out = torch.empty_like(x)
-    for ch in range(x.shape[1]):
-        y = x[:, ch].to(torch.float32).sub_(255).mul_(v).add_(255)
-        out[:, ch] = to_uint8(y)
+    for sl in parts(x.shape[0], im * im, dev):
+        bufs = _buffers(sl.stop - sl.start, im, dev)
+        v = stars.kernel(sl, 0, (100 - amount) / 50.0, bufs)
+        for ch in range(x.shape[1]):                                     # 255 + f (v - 255)
+            out[sl, ch] = to_uint8(bufs[0].copy_(x[sl, ch]).sub_(255).mul_(v).add_(255))
     return out
 
 
 # ---------------------------------------------------------------- checkerboard
 def checkerboard_cutout(x, lev, f):
     """Cells of side s = `scale` on axes turned by `angle`: for point [row, col],
-    nx = (cos a row + sin a col) / s, ny = (-sin a row + cos a col) / s; a pixel turns gray
-    (128) where int(nx % 2) == int(ny % 2) (Python floor modulo: a tiny negative gives 2)
-    and grid[int(nx), int(ny)] (int() truncates toward zero, negative indices wrap around),
-    grid = RandomState(seed).uniform(size=(G, G)) < fp(level, 1), G = int(4 im // s). float64."""
+    nx = (cos a row + sin a col) / s, ny = (-sin a row + cos a col) / s (float64); a pixel
+    turns gray (128) where int(nx % 2) == int(ny % 2) and grid[int(nx), int(ny)], grid =
+    RandomState(seed).uniform(size=(G, G)) < fp(level, 1), G = int(4 im // s). int()
+    truncates toward zero and negative indices wrap around (numpy): we read a 2G x 2G tiling
+    of the grid at (int(nx) + G, int(ny) + G). The parity int(nx % 2) (Python floor modulo) is
+    floor(nx) mod 2, except where nx % 2 rounds to 2.0 (-1e-16 < nx < 0), which whole pixels
+    on turned axes do not meet."""
     dev, im = x.device, x.shape[-1]
-    n = x.shape[0]
     frac = fp(lev, 1.0)
     scale = f["scale"].double()
     sizes = [int(4 * im // s) for s in scale.tolist()]
-    grids = [random_state(sd).uniform(size=(g, g)) < frac for sd, g in zip(f["seed"].tolist(), sizes)]
-    flat = torch.from_numpy(np.concatenate([gr.ravel() for gr in grids])).to(dev)
-    offs = np.concatenate([[0], np.cumsum([g * g for g in sizes])[:-1]])
-    gsz = _scalar(torch.tensor(sizes), dev, torch.int64)
+    tiles = [np.tile(random_state(sd).uniform(size=(g, g)) < frac, (2, 2)) for sd, g in zip(f["seed"].tolist(), sizes)]
+    table = torch.from_numpy(np.concatenate([t.ravel() for t in tiles])).to(dev)
+    size = torch.tensor(sizes, dtype=torch.int32)
+    start = torch.from_numpy(np.concatenate([[0], np.cumsum([4 * g * g for g in sizes])[:-1]])).to(torch.int32)
+    width = _scalar(2 * size, dev, torch.int32)                           # a tiling row
+    origin = _scalar(start + size * 2 * size + size, dev, torch.int32)    # where (0, 0) sits
     c = _arange(im, str(dev))
     ang = f["angle"].double()
     ca, sa = torch.cos(ang).to(dev)[:, None], torch.sin(ang).to(dev)[:, None]
+    rx, cx, ry, cy = ca * c, sa * c, -sa * c, ca * c                      # (n, im) row and column terms
     s = _scalar(scale, dev, torch.float64)
-    nx = torch.add((ca * c)[:, :, None], (sa * c)[:, None, :]).div_(s)
-    ny = torch.add((-sa * c)[:, :, None], (ca * c)[:, None, :]).div_(s)
-    same = torch.remainder(nx, 2).to(torch.int8) == torch.remainder(ny, 2).to(torch.int8)
-    idx = torch.remainder(nx.to(torch.int64), gsz).mul_(gsz).add_(torch.remainder(ny.to(torch.int64), gsz))
-    idx += torch.from_numpy(offs).to(dev).view(n, 1, 1)
-    cut = same & flat[idx]
-    return torch.where(cut[:, None], torch.tensor(128, dtype=torch.uint8, device=dev), x)
+    gray = torch.tensor(128, dtype=torch.uint8, device=dev)
+    out = torch.empty_like(x)
+    for sl in parts(x.shape[0], im * im, dev):
+        nx = torch.add(rx[sl, :, None], cx[sl, None, :]).div_(s[sl])
+        ny = torch.add(ry[sl, :, None], cy[sl, None, :]).div_(s[sl])
+        par = torch.floor(nx).to(torch.int32).add_(torch.floor(ny).to(torch.int32)).bitwise_and_(1)
+        idx = nx.to(torch.int32).mul_(width[sl]).add_(ny.to(torch.int32)).add_(origin[sl])
+        cut = table[idx].logical_and_(par == 0)
+        out[sl] = torch.where(cut[:, None], gray, x[sl])
+    return out
 
 
 # ---------------------------------------------------------------- lines
