@@ -448,8 +448,10 @@ ORACLES = {f.__name__: f for f in (
 
 def oracle(name, img, fields, level, pixels=None):
     """The oracle of `name` for one HWC uint8 image and its fields (tensors or arrays)."""
-    p = {k: (v.tolist() if hasattr(v, "tolist") and getattr(v, "ndim", 0) > 0 else
-             (v.item() if hasattr(v, "item") else v)) for k, v in fields.items()}
+    p = {}
+    for k, v in fields.items():
+        v = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+        p[k] = v.item() if v.ndim == 0 else v.tolist()
     return ORACLES[name](img, p, level, pixels)
 
 

@@ -168,13 +168,12 @@ def checkerboard_cutout(x, lev, f):
 def line_aa(r0: np.ndarray, c0: np.ndarray, r1: np.ndarray, c1: np.ndarray):
     """Anti-aliased lines from (r0, c0) to (r1, c1) (int arrays, one line each), the
     pixels and values skimage.draw.line_aa gives (Zingl's algorithm: its integer error
-    term, ed = sqrt(dc^2 + dr^2) in float32, values 1 - |error| / ed), all lines in
+    term, ed = sqrt(dc^2 + dr^2), values 1 - |error| / ed), all lines in
     lockstep. Returns rows, cols, values (lines, K) and a mask of the entries present."""
     dc, dr = np.abs(c0 - c1), np.abs(r0 - r1)
     sc = np.where(c0 < c1, 1, -1)
     sr = np.where(r0 < r1, 1, -1)
-    ed = np.where(dc + dr == 0, 1.0, np.sqrt((dc * dc + dr * dr).astype(np.float64))).astype(np.float32)
-    ed = ed.astype(np.float64)
+    ed = np.where(dc + dr == 0, 1.0, np.sqrt((dc * dc + dr * dr).astype(np.float64)))
     err = (dc - dr).astype(np.float64)
     c, r = c0.copy(), r0.copy()
     live = np.ones(len(r0), dtype=bool)
