@@ -340,65 +340,49 @@ def circular_motion_blur(x, lev, f):
 
 
 # ---------------------------------------------------------------- transverse chromatic aberration
+ZOOM_BITS = 21  # two weight factors per product: 8 + 2 * 21 bits of an exact float64
+
+
 @lru_cache(maxsize=32)
-def _zoom_taps(im: int, scale: float):
-    """scipy.ndimage.zoom(channel, scale, order=3, prefilter=False) along one axis, then the
-    centre crop of im: source indices and weights (im, 4). Output length round(im * scale),
-    output o reads o * (im - 1) / (out - 1) (grid_mode False); crop start (out - im) // 2."""
+def zoom_matrix(im: int, scale: float) -> torch.Tensor:
+    """(im, im) float64 A with the 1-D scipy.ndimage.zoom(v, scale, order=3, prefilter=False)
+    centre-cropped to im = A @ v: output length out = round(im * scale), output o reads
+    o * (im - 1) / (out - 1) (grid_mode False), crop start (out - im) // 2; weights
+    rounded to multiples of 2^-21 (exact_weights), so A X A^T is exact in float64."""
     out = int(round(im * scale))
     z = (im - 1) / (out - 1)
     edge = (out - im) // 2
-    coords = (np.arange(out) * z)[edge:edge + im]
-    idx, w = spline_taps(coords, im)
-    return torch.from_numpy(idx), torch.from_numpy(w)
-
-
-def _zoom_plane(v: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The zoom of planes v (P, im, im) float64 with per-axis taps (idx, w): rows then columns."""
-    rows = None
-    for t in range(4):
-        g = v.index_select(1, idx[:, t]) * w[:, t].view(1, -1, 1)
-        rows = g if rows is None else rows.add_(g)
-    out = None
-    for t in range(4):
-        g = rows.index_select(2, idx[:, t]) * w[:, t].view(1, 1, -1)
-        out = g if out is None else out.add_(g)
-    return out
+    idx, w = spline_taps((np.arange(out) * z)[edge:edge + im], im)
+    a = np.zeros((im, im))
+    np.add.at(a, (np.repeat(np.arange(im), 4), idx.ravel()), w.ravel())
+    return torch.from_numpy(exact_weights(a, ZOOM_BITS))
 
 
 def transverse_chromatic_abberation(x, lev, f):
     """Channel c zoomed by scales[permutation[c]], scales = (1, 1 + s / 2, 1 + s),
     s = fp(level, 0.5), with scipy.ndimage.zoom (order 3, no prefilter, uint8 output:
-    rounded half up) and centre-cropped (_zoom_taps). The factor-1 zoom is not the
-    identity: without the prefilter, B-spline interpolation at the pixels smooths by
-    (1, 4, 1) / 6. Gray: the luma of the three zooms."""
+    rounded half up) and centre-cropped: A X A^T (zoom_matrix, exact). The factor-1 zoom is
+    not the identity: without the prefilter, B-spline interpolation at the pixels smooths
+    by (1, 4, 1) / 6. Where scipy's sum lands within float rounding of a half (e.g.
+    (a + 4 b + c) / 6), its rounding depends on its summation order; ours, exact, rounds
+    up: a level apart there. Gray: the luma of the three zooms of the one channel."""
     dev, im = x.device, x.shape[-1]
-    n, ch = x.shape[0], x.shape[1]
+    n = x.shape[0]
     s = fp(lev, 0.5)
-    scales = (1.0, 1.0 + s / 2, 1.0 + s)
-    perm = f["permutation"].long()
-    src = x.to(torch.float64)
-    zoomed = []
-    for k, sc in enumerate(scales):
-        idx, w = _zoom_taps(im, sc)
-        zoomed.append(_zoom_plane(src.view(n * ch, im, im), idx.to(dev), w.to(dev)).view(n, ch, im, im)
-                      .add_(0.5).floor_().clamp_(0, 255))
-    zs = torch.stack(zoomed, 1)                              # (n, 3 scales, C, im, im)
-    pick = perm.to(dev)                                      # (n, 3): channel c -> scale index
-    if ch == 3:
-        sel = zs[torch.arange(n, device=dev)[:, None], pick, torch.arange(3, device=dev)[None, :]]
-        return sel.to(torch.uint8)
-    y = None
-    for c in range(3):
-        v = zs[torch.arange(n, device=dev), pick[:, c], 0] * LUMA[c]
-        y = v if y is None else y.add_(v)
-    return to_uint8(y.float())[:, None]
+    mats = torch.stack([zoom_matrix(im, sc) for sc in (1.0, 1.0 + s / 2, 1.0 + s)]).to(dev)
+    a = mats[f["permutation"].long().to(dev).view(-1)]                   # (n * 3, im, im): channel c's scale
+    planes = x.expand(n, 3, im, im).reshape(n * 3, im, im).to(torch.float64)
+    z = torch.bmm(torch.bmm(a, planes), a.transpose(1, 2)).add_(0.5).floor_().clamp_(0, 255).view(n, 3, im, im)
+    if x.shape[1] == 3:
+        return z.to(torch.uint8)
+    y = z[:, 0:1] * LUMA[0] + z[:, 1:2] * LUMA[1] + z[:, 2:3] * LUMA[2]
+    return to_uint8(y)
 
 
 CORRUPTIONS = {
     "caustic_refraction": caustic_refraction,
-    "pinch_and_twirl": per_part(pinch_and_twirl),
-    "ripple": per_part(ripple),
+    "pinch_and_twirl": per_part(pinch_and_twirl, 8),
+    "ripple": per_part(ripple, 8),
     "circular_motion_blur": circular_motion_blur,
     "transverse_chromatic_abberation": transverse_chromatic_abberation,
 }

@@ -33,12 +33,13 @@ def to_uint8(y: torch.Tensor) -> torch.Tensor:
     return y.clamp_(0, 255).to(torch.int16).to(torch.uint8)
 
 
-def per_part(kernel):
+def per_part(kernel, weight: int = 1):
     """Run kernel(x, level, fields) -> uint8 on the cache-sized parts of a batch (cbar.parts),
-    the fields sliced alike."""
+    the fields sliced alike; `weight`: parts that many times smaller (kernels whose
+    intermediates hold several float64 channels per pixel)."""
     def run(x, lev, f):
         out = torch.empty_like(x)
-        for s in parts(x.shape[0], x.shape[2] * x.shape[3], x.device):
+        for s in parts(x.shape[0], x.shape[2] * x.shape[3] * weight, x.device):
             out[s] = kernel(x[s], lev, {k: v[s] for k, v in f.items()})
         return out
     run.__name__, run.__doc__ = kernel.__name__, kernel.__doc__
