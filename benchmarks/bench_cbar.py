@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -121,7 +120,8 @@ def main(argv=None):
     slowest = max(common, key=common.get)
     gcol = " ours GPU img/s |" if gpu else ""
     for table, size, n in (("cifar", 32, args.n32), ("imagenet", 224, args.n224)):
-        print(f"\n## {table} table, {size}x{size}, batch {n} (oracle: {args.oracle_n32 if size == 32 else args.oracle_n224} image(s))\n")
+        on = args.oracle_n32 if size == 32 else args.oracle_n224
+        print(f"\n## {table} table, {size}x{size}, batch {n} (oracle: {on} image(s))\n")
         extra = " / slowest common |" if size == 224 else ""
         print(f"| corruption | ours img/s | oracle img/s | ratio |{extra}{gcol}")
         print("|---|---:|---:|---:|" + ("---:|" if size == 224 else "") + ("---:|" if gpu else ""))

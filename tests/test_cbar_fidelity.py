@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dstlib import corruptions as C
 from dstlib.corruptions import cbar
@@ -54,7 +53,8 @@ def test_gray_28px_against_the_oracle(name):
 
 def _pixels(im, k, seed):
     rng = np.random.default_rng(seed)
-    border = [(0, c) for c in range(0, im, 37)] + [(im - 1, c) for c in range(0, im, 41)] + [(r, 0) for r in range(0, im, 43)]
+    border = ([(0, c) for c in range(0, im, 37)] + [(im - 1, c) for c in range(0, im, 41)]
+              + [(r, 0) for r in range(0, im, 43)])
     return border + [tuple(v) for v in rng.integers(0, im, (k, 2)).tolist()]
 
 

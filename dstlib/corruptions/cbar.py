@@ -34,14 +34,22 @@ maxval / 10` (`fp`), computed in that order in float64.
   RandomState runs on the CPU, one reseeded generator per thread.
 - Exactness: the output is the reference's final `clip(...).astype(uint8)`,
   a truncation. Per-pixel maths runs in float32 where the reference's float64
-  changes no level (noise maps, sparkles, plasma, caustics with the
-  arguments of their sines reduced by whole turns first) and in float64
-  where a floor or a modulo decides a pixel (checkerboard cells, ring
-  boundaries). Linear maps with fixed weights (circular motion blur, ripple,
-  the chromatic aberration's zoom) run on weights rounded to multiples of
-  2^-30 (2^-20 for two-sided products) in float64, so every sum is exact
-  whatever the summation order: bit-identical results in any batch and on
-  any device. Measured against the oracles: see tests/test_cbar_fidelity.py.
+  changes no level (noise maps, sparkles, plasma, Perlin, caustics with the
+  arguments of their sines reduced by whole turns first), in float64 where a
+  floor or a modulo decides a pixel (checkerboard cells, ring boundaries) and
+  where the reference's bilinear reads are reproduced operation by operation
+  (ripple, pinch_and_twirl). The linear maps with fixed weights (circular
+  motion blur, the chromatic aberration's zoom) are float64 matrix products
+  with weights rounded to multiples of 2^-30 (2^-21 for two-sided products):
+  every sum of them with integer pixels is exact, so the result is the same
+  whatever the summation order, batch or device. Elementwise maths makes every
+  other image alone: bit-identical in any batch on one device (CPU and CUDA may
+  differ by floating point). Agreement with the oracles, per corruption: see
+  tests/test_cbar_fidelity.py (the common case is every pixel equal).
+- Speed (benchmarks/bench_cbar.py): on the CPU the per-pixel maths runs on
+  parts of PART_PIXELS pixels, whose intermediates stay in cache; separable
+  pieces (a row term plus a column term) are computed on the axes and summed
+  once per pixel, Perlin gradients once per lattice point.
 - Quirks kept: axis order (the reference's kernels mix (x=col, y=row) and
   point = [row, col]: each function says which), Python floor-modulo and
   int() truncation, numpy's negative-index wrap-around (checkerboard), the
@@ -147,7 +155,9 @@ def _u(seeds, k: int) -> torch.Tensor:
 
 def draw(seeds, name: str, im: int) -> dict[str, torch.Tensor]:
     """The random parameters of `name` for images with per-image `seeds` (image side `im`):
-    CPU tensors, batch first, in the reference's sample_parameters order and names."""
+    CPU tensors, batch first, under the reference's sample_parameters names. Stream 0 of
+    the image's generator gives its uniforms (float64, in the reference's order), stream 1
+    its 32-bit RandomState seeds, stream 2 its bounded integers."""
     pi = math.pi
     if name == "single_frequency_greyscale":
         u = _u(seeds, 4)
@@ -232,7 +242,8 @@ def check_fields(name: str, fields: dict, n: int) -> None:
         raise ValueError(f"fields={sorted(fields)} is invalid for {name}; allowed: a dict with {', '.join(need)}")
     for k in need:
         if fields[k].shape[:1] != (n,):
-            raise ValueError(f"fields[{k!r}].shape={tuple(fields[k].shape)} is invalid; allowed: batch-first, {n} images")
+            raise ValueError(f"fields[{k!r}].shape={tuple(fields[k].shape)} is invalid; "
+                             f"allowed: batch-first, {n} images")
 
 
 # ---------------------------------------------------------------- numpy RandomState per image

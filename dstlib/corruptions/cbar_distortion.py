@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dstlib.corruptions import _ops
 from dstlib.corruptions.cbar import fp, parts, pinch_cells
-from dstlib.corruptions.cbar_noise import _arange, _scalar, per_part, to_uint8
+from dstlib.corruptions.cbar_noise import _arange, per_part, to_uint8
 
 LUMA = _ops.LUMA
 
@@ -40,7 +40,6 @@ def caustic_map(time: torch.Tensor, size: torch.Tensor, im: int, device) -> torc
     We track e = i + 250 (values near 0..tau) and fold the -250 into each sine's
     per-image constant, reduced mod 2 pi in float64, so float32 arguments stay small; the
     first step depends on rows and columns apart. Buffers are reused in place."""
-    n = time.shape[0]
     c = _arange(im, str(device))
     q = torch.remainder(c / size.to(device, torch.float64)[:, None], 1) * CAUSTIC_TAU   # (n, im)
     p2 = ((q - CAUSTIC_SHIFT) * 0.005).square().float()      # (p * 0.005)^2: the length's numerators

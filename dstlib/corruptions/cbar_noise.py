@@ -7,7 +7,6 @@ its x; each function says which one a formula takes first.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
@@ -104,14 +103,12 @@ def plasma_noise(x, lev, f):
     its = f["iterations"].long()
     sharp = f["sharpness"].double()
     c = _arange(im, str(dev))
-    inv_scale = (1.0 / f["scale"].double()).to(dev)[:, None]
-    xs = c * inv_scale        # (n, im): x = col / scale
-    ys = c * inv_scale        # (n, im): y = row / scale
+    u = c * (1.0 / f["scale"].double()).to(dev)[:, None]   # (n, im): x = col / scale, y = row / scale
     td = t.to(dev)[:, None]
-    r0 = torch.cos(ys + td)   # step 1: i = (1, 1, 1)
-    r1 = torch.sin(xs + td)
-    xx = ((xs - 0.3 * r1).float()[:, None, :] + (r0.float())[:, :, None]).contiguous()
-    yy = ((ys + 0.3 * r0).float()[:, :, None] + (r1.float())[:, None, :]).contiguous()
+    r0 = torch.cos(u + td)    # step 1, i = (1, 1, 1): r0 a function of the row, r1 of the column
+    r1 = torch.sin(u + td)
+    xx = ((u - 0.3 * r1).float()[:, None, :] + (r0.float())[:, :, None]).contiguous()
+    yy = ((u + 0.3 * r0).float()[:, :, None] + (r1.float())[:, None, :]).contiguous()
     i0 = torch.full((n,), 1.93, dtype=torch.float64)
     i1 = torch.full((n,), 1.15, dtype=torch.float64)
     i2 = 2.25 - sharp

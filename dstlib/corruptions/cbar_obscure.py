@@ -159,7 +159,7 @@ def checkerboard_cutout(x, lev, f):
         ny = torch.add(ry[sl, :, None], cy[sl, None, :]).div_(s[sl])
         par = torch.floor(nx).to(torch.int32).add_(torch.floor(ny).to(torch.int32)).bitwise_and_(1)
         idx = nx.to(torch.int32).mul_(width[sl]).add_(ny.to(torch.int32)).add_(origin[sl])
-        cut = table[idx].logical_and_(par == 0)
+        cut = table.index_select(0, idx.view(-1)).view(idx.shape).logical_and_(par == 0)
         out[sl] = torch.where(cut[:, None], gray, x[sl])
     return out
 
