@@ -95,7 +95,7 @@ class _Ctx:
 
 
 def _check(x, name, severity, table):
-    """Validate the arguments; returns the table to use (None: by image size)."""
+    """Validate the arguments; returns the table to use (by image size where table is None)."""
     if name not in _REGISTRY and name not in cbar.ALL_NAMES:
         raise ValueError(f"name={name!r} is invalid; allowed: {', '.join(NAMES + cbar.ALL_NAMES)}")
     if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
@@ -144,7 +144,7 @@ def random_fields(x: torch.Tensor, name: str, severity: int, seed: int = 0, tabl
     `offsets` (N, iterations, H, W, 2) as (dy, dx); motion_blur `angle` (degrees);
     snow `normal` (N, 1, H, W), `angle`; frost `frost_index`, `crop` (top, left);
     fog `plasma_u` (or a ready `plasma` map); spatter `normal`; elastic_transform
-    `affine`, `displacement`."""
+    `affine`, `displacement`; C-bar: the reference's parameter names (`cbar.FIELDS`)."""
     table = _check(x, name, severity, table)
     return {k: v.cpu() for k, v in _draw(x, name, severity, seed, table, _index(index, x.shape[0])).items()}
 
