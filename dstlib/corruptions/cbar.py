@@ -18,6 +18,7 @@ maxval / 10` (`fp`), computed in that order in float64.
   be square (ImageNet's 224 px centre crops, CIFAR, Fashion-MNIST are), and
   sizes other than 32 and 224 scale every size-dependent parameter as the
   reference's formulas do (e.g. 28-px sparkles get radius fp(level, 0.1) * 28).
+  circular_motion_blur, one dense matrix per severity, takes images up to 48 px.
 - Randomness, in the reference's structure: `sample_parameters` draws a few
   numbers per image (frequencies, phases, centres, angles, and integer
   `seed`s in [0, 2^32)); the bulk noise (blue/brown noise phases, Perlin
@@ -31,7 +32,10 @@ maxval / 10` (`fp`), computed in that order in float64.
   (`random_fields`) are those numbers under the reference's parameter names,
   so `corrupt(..., fields=...)` given a reference's drawn parameters
   reproduces its transform (tests/_cbar_refs.py holds the per-pixel oracle).
-  RandomState runs on the CPU, one reseeded generator per thread.
+  RandomState runs on the CPU, one reseeded generator per thread. The
+  reference's own images cannot be reproduced (its generator draws from
+  numpy's global state in unseeded worker processes); ours are a pure function
+  of (image, dataset index, name, severity, seed).
 - Exactness: the output is the reference's final `clip(...).astype(uint8)`,
   a truncation. Per-pixel maths runs in float32 where the reference's float64
   changes no level (noise maps, sparkles, plasma, Perlin, caustics with the
