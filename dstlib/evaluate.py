@@ -13,6 +13,12 @@ two tables only (`jpeg=False` turns it off, `jpeg=True` forces it).
 Alternatively `benchmark(name, severity) -> uint8 (N, C, H, W)` supplies the
 images of an on-disk benchmark (e.g. CIFAR-10-C) in test-set order.
 
+`suite="cbar"` evaluates ImageNet-C-bar / CIFAR-10-C-bar instead
+(`dstlib.corruptions.cbar`): the C-bar table by image size ("cifar" up to 84 px,
+so Fashion-MNIST, CIFAR and Tiny-ImageNet get CIFAR-10-C-bar's ten corruptions,
+"imagenet" above), `table` one of those two, the same JPEG rule (the saved
+ImageNet-C-bar files are JPEG quality 85).
+
 `mnist_c_accuracy` evaluates on Fashion-MNIST-C instead (one fixed corruption per
 image, 15 kinds; `dstlib.corruptions.fashion_mnist_c`): overall accuracy and
 accuracy per corruption.
@@ -32,7 +38,8 @@ its weights. The key hashes the model identity (run id or weight hash) and
 everything that changes the result: dataset name and a hash of the evaluated
 images and labels, n_test, corruptions, severities, seed, table, jpeg option,
 the source (generated or the benchmark's name), `EVAL_VERSION` and the
-corruption code's `VERSION` when `dstlib.corruptions` defines one. Batch
+corruption code's `VERSION` when `dstlib.corruptions` defines one; for the
+C-bar suite also `suite` and the C-bar code's `CBAR_VERSION` instead. Batch
 size, device and progress do not enter it. netCDF3 (scipy engine) is used
 because it needs no HDF5 library.
 """
@@ -78,10 +85,16 @@ def _identity(ds, n: int) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16] + _hash_tensors([ds.labels[:n]])
 
 
-def default_corruptions(info) -> tuple[str, ...]:
+SUITES = ("common", "cbar")
+
+
+def default_corruptions(info, suite: str = "common") -> tuple[str, ...]:
     """The benchmark's set (module docstring): `NAMES` for the "cifar" table, `COMMON` otherwise;
-    without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data)."""
+    without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data). For
+    suite "cbar": the ten of the C-bar table for the image size."""
     import dstlib.corruptions as dc
+    if suite == "cbar":
+        return tuple(dc.cbar.LEVELS[dc.cbar.default_table(info.image_size, info.image_size)])
     names = tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(dc.COMMON)
     if info.channels == 1:
         names = tuple(n for n in names if n in dc.GRAY_NAMES)
@@ -125,7 +138,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
                batch_size: int = 256, device=None, *, table: str | None = None, jpeg: bool | None = None,
                cache_dir=None, benchmark: Callable[[str, int], torch.Tensor] | None = None,
-               benchmark_name: str | None = None, progress: bool = True) -> xr.Dataset:
+               benchmark_name: str | None = None, progress: bool = True, suite: str = "common") -> xr.Dataset:
     """Clean and corrupted accuracy with per-image correctness.
 
     `model`: an nn.Module or a `dstlib.store.Run`. `dataset`: an ImageSet or
@@ -138,18 +151,29 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     `eval_spec` (JSON), `model` and `key`. With `benchmark`, `seed`,
     `table` and `jpeg` are not used (the images are the benchmark's). Uses
     no_grad and eval mode (the model's mode is restored afterwards). A
-    cached result is returned without loading the model.
+    cached result is returned without loading the model. `suite`: "common" (the
+    ImageNet-C family) or "cbar" (ImageNet-C-bar / CIFAR-10-C-bar, names from
+    `CBAR_NAMES` or `CIFAR_CBAR_NAMES` as the table has them).
     """
     import dstlib.corruptions as dc
     from tqdm.auto import tqdm
 
+    if suite not in SUITES:
+        raise ValueError(f"suite={suite!r} is invalid; allowed: {', '.join(SUITES)}")
     ds = _dataset(dataset)
-    corruptions = default_corruptions(ds.info) if corruptions is None else tuple(corruptions)
+    corruptions = default_corruptions(ds.info, suite) if corruptions is None else tuple(corruptions)
     if not corruptions:
         raise ValueError("corruptions is empty; allowed: None (the benchmark's set) or names from dstlib.corruptions.NAMES")
+    if suite == "cbar":
+        table = dc.cbar.default_table(ds.info.image_size, ds.info.image_size) if table is None else table
+        if table not in dc.cbar.TABLE_NAMES:
+            raise ValueError(f"table={table!r} is invalid for suite='cbar'; allowed: None, {', '.join(dc.cbar.TABLE_NAMES)}")
+        allowed = tuple(dc.cbar.LEVELS[table])
+    else:
+        allowed = tuple(dc.NAMES)
     for c in corruptions:
-        if c not in dc.NAMES:
-            raise ValueError(f"corruptions contains {c!r}; allowed: {', '.join(dc.NAMES)}")
+        if c not in allowed:
+            raise ValueError(f"corruptions contains {c!r}; allowed (suite {suite!r}): {', '.join(allowed)}")
     if len(set(corruptions)) != len(corruptions):
         raise ValueError(f"corruptions={list(corruptions)!r} repeats a name; allowed: distinct names")
     if isinstance(severities, (str, bytes)) or not hasattr(severities, "__iter__"):
@@ -185,6 +209,8 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
             "seed": seed if generated else None, "table": table if generated else None,
             "jpeg": jpeg if generated else None, "source": "generated" if generated else benchmark_name,
             "corruptions_version": getattr(dc, "VERSION", None) if generated else None}
+    if suite == "cbar":  # only here, so the common suite's keys stay as they were
+        spec.update(suite="cbar", corruptions_version=getattr(dc, "CBAR_VERSION", None) if generated else None)
     folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
     ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
     key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]

@@ -74,7 +74,7 @@ def test_cli_refuses_options_that_do_not_apply(fake_root, tmp_path, capsys, extr
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
     assert main(["corrupt", "--benchmark", "cifar10_c", "--out", str(tmp_path / "p")]) == 2
-    assert "--benchmark='cifar10_c' is invalid; allowed: fashion_mnist_c" in capsys.readouterr().err
+    assert "--benchmark='cifar10_c' is invalid; allowed: common, cbar, fashion_mnist_c" in capsys.readouterr().err
 
 
 def test_reader_takes_the_published_npy_and_idx_files(fake_root, tmp_path):

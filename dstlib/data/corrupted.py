@@ -8,7 +8,11 @@ Two layouts:
 - "folders" (Tiny-ImageNet-C, ImageNet-C, ImageNet-C-bar, ImageNet-3DCC):
   `<root>/<corruption>/<severity>/<class>/<file>`; classes are the sorted folder
   names (WordNet ids); severity folders are 1..5, or parameter values in
-  ImageNet-C-bar (pass the folder name as a string).
+  ImageNet-C-bar (pass the folder name as a string). ImageNet-C-bar's generator
+  names them by its level ("{:.2f}", e.g. `sparkles/1.00`); `read_folders` maps a
+  severity 1..5 to the five level folders in numeric order when no folder "1".."5"
+  is there.
+
 
 Fashion-MNIST-C (Weiss and Tonella, one corruption per image, no severities) has its
 own files: `read_fashion_mnist_c` (FMNIST_C_LAYOUT).
@@ -155,6 +159,8 @@ def read_folders(root, corruption: str, severity: int | str, dataset: str | None
     root = _root(root)
     folder = _corruption_path(root, corruption) / str(severity)
     if not folder.is_dir():
+        folder = _level_folder(root, corruption, severity) or folder
+    if not folder.is_dir():
         raise FileNotFoundError(f"severity={severity!r} not found under {folder.parent}; present: "
                                 f"{', '.join(severities(root, corruption)) or 'none'}; expected {FOLDER_LAYOUT}")
     found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -176,6 +182,22 @@ def read_folders(root, corruption: str, severity: int | str, dataset: str | None
         raise ValueError(f"{folder}: no images; expected {FOLDER_LAYOUT}")
     inf = info if info is not None else (_info(None, dataset, (0, 0, 0), 0) if dataset is not None else None)
     return CorruptedFolder(inf, files, torch.tensor(labels, dtype=torch.int64), classes)
+
+
+def _level_folder(root: Path, corruption: str, severity) -> Path | None:
+    """ImageNet-C-bar's generator names the severity folders by their level ("{:.2f}", rising
+    with the severity): with five numeric folders and none named 1..5, severity s is the
+    s-th in numeric order."""
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        return None
+    names = severities(root, corruption)
+    try:
+        [float(v) for v in names]
+    except ValueError:
+        return None
+    if len(names) != 5 or set(names) & {"1", "2", "3", "4", "5"}:
+        return None
+    return root / corruption / names[severity - 1]
 
 
 def read(root, corruption: str, severity, dataset: str | None = None, info: DatasetInfo | None = None):
