@@ -473,3 +473,26 @@ def test_trainer_passes_training_images_for_csti(tiny_spec):
     assert torch.equal(t.sparsifier.masks[first], cht.csti_mask(corr, (32, 784), t.sparsifier.counts(0.1)[0]))
     t.train_epoch()
     assert t.history[-1]["density"] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_attach_masks_for_evaluation():
+    model, opt, sp = build(sparsity=0.9)
+    for t in range(1, 9):
+        train_step(model, opt, sp, t)
+    x, _ = batch(50, n=300)  # more rows than one CSR chunk
+    with torch.no_grad():
+        dense = model(x)
+        kernels.attach_masks(model, {n: m.clone() for n, m in sp.masks.items()})
+        assert isinstance(model[1].__dict__["forward"], kernels._Forward)
+        assert torch.allclose(model(x), dense, atol=1e-5)
+    with pytest.raises(ValueError, match="masks"):
+        kernels.attach_masks(model, {"1.weight": torch.ones(3, 3, dtype=torch.bool)})
+
+
+def test_chain_follows_module_order():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(),
+                          nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 5))
+    assert S.create("chts", model, total_steps=10).chained == [True, True, False]
+    # with the middle layer dense, the first and last sparse layers do not feed each other
+    sp = S.create("chts", model, total_steps=10, dense_layers=("3.weight",))
+    assert sp.names == ["1.weight", "5.weight"] and sp.chained == [False, False]

@@ -54,6 +54,7 @@ mest_r, mest_g        75% (MEST's scripts stop mutation at epoch 120/160)
 granet_r, granet_g    end of training (GraNet's neuroregeneration never
                       stops); gradual pruning ends at ``prune_end`` anyway
 acdc                  phase boundaries only
+chts                  75% (the CHT code's T_end with its CHTs schedule)
 ====================  =====================================================
 
 Weights outside the mask are zeroed after every optimiser step. Newly grown

@@ -169,7 +169,7 @@ def _ch3_l3_by_columns(mask: torch.Tensor, block_floats: int) -> torch.Tensor:
         vb = v_pad[idx[:, :, None], idx[:, None, :]]            # V[N(j), N(j)]
         mb = m_pad.index_select(0, idx.reshape(-1)).view(size, d, cols)  # M[N(j), :]
         g = torch.bmm(vb, mb).mul_(u[js][:, None, :])             # sum_b V[a, b] M[b, i], times U[j, i]
-        out.index_add_(0, idx.reshape(-1), g.view(-1, cols))
+        out.index_add_(0, idx.reshape(-1), g.view(-1, cols))      # (on CUDA in no fixed order)
     return out[:rows]
 
 
@@ -220,10 +220,12 @@ def soft_sample(scores: torch.Tensor, candidates: torch.Tensor, n: int, generato
     """Bool mask of ``n`` candidates drawn without replacement with probability proportional to ``scores``.
 
     Exponential keys ``score / E``, ``E = -log U ~ Exp(1)`` with ``U`` uniform
-    from ``generator`` (CPU), the ``n`` largest taken (Efraimidis-Spirakis): the
-    distribution of ``torch.multinomial(scores, n, replacement=False)``. Where fewer than ``n`` candidates score above 0,
-    every candidate's score gets ``+1e-5`` first (the CHT code's fallback).
-    ``scratch``: an optional float32 CPU buffer of the same shape for the keys.
+    from ``generator`` (CPU), the ``n`` largest taken (Efraimidis-Spirakis):
+    the distribution of ``torch.multinomial(scores, n, replacement=False)``.
+    Where fewer than ``n`` candidates score above 0, every candidate's score
+    gets ``+1e-5`` first (the CHT code's fallback for regrowth; upstream's soft
+    removal would raise instead). ``scratch``: an optional float32 CPU buffer
+    of the same shape for the keys.
     """
     n = min(int(n), int(torch.count_nonzero(candidates)))
     if n <= 0:
@@ -408,7 +410,7 @@ class CHTs(SET):
         super().__init__(model, **options)
         if init != "random":
             self._initial_topology(init, corr, saved)
-        self.chained = [a.shape[0] == b.shape[1] for a, b in zip(self.params, self.params[1:])] + [False]
+        self.chained = self._chain(model)
         if self.sparse_kernels:
             kernels.attach(self)
 
@@ -440,6 +442,14 @@ class CHTs(SET):
         self.ever_active = {n: m.clone() for n, m in self.masks.items()}
         self._refresh()
         self._reset_state(None)
+
+    def _chain(self, model: nn.Module) -> list[bool]:
+        """``chained[l]``: sparse layer l+1 is the conv/linear layer right after layer l in module
+        order and takes its outputs (sizes match): an MLP's layers feed each other in this order."""
+        order = [masklib._param_name(n) for n, _ in masklib._weighted_layers(model)]
+        pos = [order.index(n) for n in self.names]
+        return [pos[l + 1] == pos[l] + 1 and self.params[l].shape[0] == self.params[l + 1].shape[1]
+                for l in range(len(self.names) - 1)] + [False]
 
     def link_scores(self, mask: torch.Tensor) -> torch.Tensor:
         """Scores of the absent links of one layer (``cht_score``); 0 at present links."""

@@ -28,6 +28,7 @@ these kernels (non-float inputs), the layer falls back to the dense product.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -64,12 +65,23 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tup
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
+#: Rows of a batch per CSR product: the products run ~2x faster in chunks that stay in cache.
+CHUNK = 128
+
+
+def _csr_times_rows(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x @ w^T`` for a CSR ``w``, as ``(w @ x^T)^T`` over chunks of rows of ``x``."""
+    if len(x) <= CHUNK:
+        return (w @ x.T).T
+    return torch.cat([(w @ x[s:s + CHUNK].T).T for s in range(0, len(x), CHUNK)])
+
+
 class _CSRLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 st: _Structure) -> torch.Tensor:
         values = weight.detach().reshape(-1).index_select(0, st.flat)
-        y = (st.csr(values) @ x.T).T
+        y = _csr_times_rows(st.csr(values), x)
         if bias is not None:
             y = y + bias
         ctx.save_for_backward(x, values)
@@ -83,9 +95,14 @@ class _CSRLinear(torch.autograd.Function):
         st = ctx.st
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = (st.csr_t(values) @ grad.T).T
+            gx = _csr_times_rows(st.csr_t(values), grad)
         if ctx.needs_input_grad[1]:
-            active = torch.sparse.sampled_addmm(st.csr(values), grad.T.contiguous(), x, beta=0.0).values()
+            pattern = st.csr(values)
+            active = None
+            for s in range(0, len(x), CHUNK):
+                part = torch.sparse.sampled_addmm(pattern, grad[s:s + CHUNK].T.contiguous(), x[s:s + CHUNK],
+                                                  beta=0.0).values()
+                active = part if active is None else active.add_(part)
             gw = grad.new_zeros(st.shape[0] * st.shape[1]).index_copy_(0, st.flat, active).view(st.shape)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = grad.sum(0)
@@ -101,24 +118,34 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 class _Forward:
-    """The replacement ``forward`` of one masked Linear (a callable object, so it can be recognised)."""
+    """The replacement ``forward`` of one masked Linear (a callable object, so it can be recognised);
+    ``mask()`` gives the layer's current mask."""
 
-    def __init__(self, module: nn.Linear, sparsifier: Any, name: str) -> None:
-        self.module, self.sparsifier, self.name = module, sparsifier, name
+    def __init__(self, module: nn.Linear, mask: Callable[[], torch.Tensor]) -> None:
+        self.module, self.mask = module, mask
         self.structure: _Structure | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = self.module
-        mask = self.sparsifier.masks[self.name]
+        mask = self.mask()
         if x.device.type != "cpu" or not x.is_floating_point() or mask.device.type != "cpu":
-            return F.linear(x, m.weight, m.bias)
+            return F.linear(x, m.weight, m.bias)  # the weights are masked: the dense product is the same
         if self.structure is None or self.structure.mask is not mask:  # a topology update replaced it
             self.structure = _Structure(mask)
         return sparse_linear(x, m.weight, m.bias, self.structure)
 
 
+def _install(model: nn.Module, names: list[str], mask_of: Callable[[str], Callable[[], torch.Tensor]]) -> None:
+    modules = dict(model.named_modules())
+    for name in names:
+        module = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
+        if isinstance(module, nn.Linear) and name.endswith("weight"):
+            module.forward = _Forward(module, mask_of(name))
+
+
 def attach(sparsifier: Any) -> None:
-    """Compute every masked ``nn.Linear`` of ``sparsifier`` with the CSR kernels (module docstring).
+    """Compute every masked ``nn.Linear`` of ``sparsifier`` with the CSR kernels (module docstring),
+    following its masks through topology updates.
 
     Other masked layers (convolutions) keep their dense forward. Raises
     ValueError for a sparsifier that reads the dense gradient.
@@ -126,11 +153,17 @@ def attach(sparsifier: Any) -> None:
     if getattr(sparsifier, "uses_gradient_grow", False) or getattr(sparsifier, "drop_criterion", "") == "magnitude_gradient":
         raise ValueError(f"sparse_kernels: method {sparsifier.name!r} reads the dense gradient, which these "
                          "kernels do not compute; use masked dense layers")
-    modules = dict(sparsifier.model.named_modules())
-    for name in sparsifier.names:
-        module = modules.get(name.rsplit(".", 1)[0] if "." in name else "")
-        if isinstance(module, nn.Linear) and not isinstance(module.__dict__.get("forward"), _Forward):
-            module.forward = _Forward(module, sparsifier, name)
+    _install(sparsifier.model, list(sparsifier.names), lambda name: lambda: sparsifier.masks[name])
+
+
+def attach_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Compute the Linear layers named in ``masks`` ({weight name: bool mask}, e.g. a stored run's)
+    with the CSR kernels, for a model whose weights are already masked (evaluation)."""
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name not in params or tuple(params[name].shape) != tuple(mask.shape) or mask.dtype != torch.bool:
+            raise ValueError(f"masks: {name!r} is not a weight of the model with a bool mask of its shape")
+    _install(model, list(masks), lambda name: (lambda m=masks[name]: m))
 
 
 def detach(model: nn.Module) -> None:
