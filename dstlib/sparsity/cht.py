@@ -307,7 +307,10 @@ def csti_mask(corr: torch.Tensor, shape: tuple[int, int], k: int) -> torch.Tenso
     construction (``dst_scheduler.py``, ``--self_correlated_sparse --dim 2``):
     every sparse layer, hidden ones included, takes its slice of the input
     correlation tiled 2 x 2, so hidden neuron h stands for feature h mod d;
-    the tile generalises that to any width. The CSTI paper's steps (preprints
+    the tile generalises that to any width (a layer narrower than d takes its
+    first d features only: hidden neuron h stands for pixel h, the top rows of
+    an image; CSTI is meant for widths that are multiples of d, as the CHT code's
+    784 and 1568). The CSTI paper's steps (preprints
     202207.0139 v3, section 3.2): vectorise, Pearson correlation, top-k% links,
     assemble the blocks. Unlike the CHT code (``k + 1`` links plus every tie),
     the count is exact.
