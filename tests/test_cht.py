@@ -496,3 +496,24 @@ def test_chain_follows_module_order():
     # with the middle layer dense, the first and last sparse layers do not feed each other
     sp = S.create("chts", model, total_steps=10, dense_layers=("3.weight",))
     assert sp.names == ["1.weight", "5.weight"] and sp.chained == [False, False]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_scores_and_updates_match_the_cpu():
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand(60, 50, generator=g) < 0.15
+    for score in (cht.ch3_l3_scores, cht.ch3_l3n_scores):
+        assert torch.allclose(score(mask.cuda()).cpu(), score(mask), rtol=1e-5, atol=1e-5)
+    model = mlp().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sp = S.create("chts", model, optimizer=opt, total_steps=40, sparsity=0.8, update_interval=4,
+                  topology_init="bsw", cht_removal="magnitude_soft", sparse_kernels=True)
+    for t in range(1, 21):
+        x, y = batch(t)
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x.cuda()), y.cuda()).backward()
+        opt.step()
+        sp.step()
+    for n, m in sp.masks.items():
+        assert m.is_cuda and int(m.sum()) == sp.counts(0.2)[sp.names.index(n)]
+        assert torch.count_nonzero(dict(model.named_parameters())[n][~m]) == 0
