@@ -8,7 +8,9 @@ through it (papermill does not check types, so this module does).
 A run is identified by `spec.hash()`: the SHA-256 of the canonical spec, the
 sorted JSON of the fields that change the result. Left out of the hash: the
 device, the store path, the snapshot epochs and the per-epoch monitor size
-(they only keep copies of weights or accuracies along the way), and the sparsity options a method does not use (so a dense run
+(they only keep copies of weights or accuracies along the way), `sparse_kernels`
+(like the device, it changes how products are computed, and results only to
+float rounding), and the sparsity options a method does not use (so a dense run
 is the same run whatever `prune_rate` a notebook passes).
 
 This module imports no other module of dstlib.
@@ -24,7 +26,7 @@ from typing import Any, Mapping
 SPEC_VERSION = 1  # bump when the meaning of a stored run changes
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet")
-METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc")
+METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc", "chts")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AUGMENTATIONS = ("none", "crop_flip", "rrc_flip")
@@ -32,6 +34,9 @@ DISTRIBUTIONS = ("uniform", "erk")
 PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant")
 DROP_CRITERIA = ("magnitude", "magnitude_gradient")
 STEMS = ("auto", "small", "standard")
+TOPOLOGY_INITS = ("random", "csti", "bsw")
+CHT_SCORES = ("ch3_l3p", "ch3_l3n")
+CHT_REMOVALS = ("magnitude", "magnitude_soft")
 
 _MASK = ("sparsity", "distribution", "erk_power_scale", "dense_layers", "dense_first_layer",
          "sparse_classifier")
@@ -47,11 +52,13 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "granet_r": _MASK + _UPDATE + ("initial_density", "prune_end"),
     "granet_g": _MASK + _UPDATE + ("initial_density", "prune_end"),
     "acdc": _MASK + ("warmup", "phase", "final"),
+    "chts": _MASK + ("update_interval", "prune_rate", "prune_rate_decay", "update_end", "topology_init",
+                     "bsw_beta", "cht_score", "cht_removal", "chain_removal", "sparse_kernels"),
 }
 """The sparsity options (fields of RunSpec) each method reads."""
 
 SPARSITY_FIELDS = tuple(dict.fromkeys(f for opts in METHOD_OPTIONS.values() for f in opts))
-NOT_HASHED = ("snapshots", "monitor_size")
+NOT_HASHED = ("snapshots", "monitor_size", "sparse_kernels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +115,12 @@ class RunSpec:
     warmup: float = 0.1
     phase: float = 0.05
     final: float = 0.15
+    topology_init: str = "random"
+    bsw_beta: float = 0.25
+    cht_score: str = "ch3_l3p"
+    cht_removal: str = "magnitude"
+    chain_removal: bool = True
+    sparse_kernels: bool = False          # CSR products for masked Linear layers (not part of the run's identity)
     # kept along the way; not part of the run's identity (the weights do not depend on them)
     snapshots: tuple[int, ...] = ()
     monitor_size: int | None = None       # history's per-epoch test_acc on the first this many test images
@@ -126,6 +139,8 @@ class RunSpec:
     def canonical(self) -> dict[str, Any]:
         """The fields that define the run, as plain JSON types."""
         used = set(METHOD_OPTIONS[self.method])
+        if self.topology_init != "bsw":
+            used.discard("bsw_beta")  # read only by the BSW initialisation
         out: dict[str, Any] = {"spec_version": SPEC_VERSION}
         for f in dataclasses.fields(self):
             if f.name in NOT_HASHED or (f.name in SPARSITY_FIELDS and f.name not in used):
@@ -260,6 +275,10 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("warmup", *_range(0, 1, hi_open=True)),
     ("phase", *_range(0, 1, lo_open=True, hi_open=True)),
     ("final", *_range(0, 1, lo_open=True, hi_open=True)),
+    ("topology_init", *_choice(TOPOLOGY_INITS)),
+    ("bsw_beta", *_range(0, 1)),
+    ("cht_score", *_choice(CHT_SCORES)),
+    ("cht_removal", *_choice(CHT_REMOVALS)),
     ("snapshots", lambda v, s: all(1 <= e <= s.epochs for e in v), "epochs in [1, epochs]"),
     ("monitor_size", lambda v, s: v is None or v >= 1, "a positive integer or None (all test images)"),
 ]
@@ -327,6 +346,12 @@ HELP: dict[str, str] = {
     "warmup": "AC/DC: dense warm-up, fraction of training",
     "phase": "AC/DC: length of each compressed / decompressed phase, fraction of training",
     "final": "AC/DC: final compressed phase, fraction of training",
+    "topology_init": f"CHTs: initial topology: {', '.join(TOPOLOGY_INITS)} (csti: from the training images' pixel correlations)",
+    "bsw_beta": "CHTs: rewiring probability of the bipartite small-world initial topology",
+    "cht_score": f"CHTs: link-prediction score: {', '.join(CHT_SCORES)} (path-based, or the node-based approximation)",
+    "cht_removal": f"CHTs: removal: {', '.join(CHT_REMOVALS)} (|w|, or sampled by |w|^T)",
+    "chain_removal": "CHTs: also remove the links of neurons left without input or output",
+    "sparse_kernels": "CHTs: compute masked Linear layers with CSR kernels on the CPU (not part of the run's identity)",
     "snapshots": "epochs after which weights and masks are kept (not part of the run's identity)",
     "monitor_size": "per-epoch test accuracy on the first this many test images; none: all (not part of the run's identity)",
 }

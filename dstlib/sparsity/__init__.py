@@ -33,6 +33,10 @@ Methods (``METHODS``; names as in the paper, section 3):
   plus neuroregeneration (drop ``rate`` of the remaining, regrow as many).
 - ``acdc``: dense warm-up, alternating compressed (top-|w| at the target) /
   decompressed (all weights) phases, final compressed phase.
+- ``chts``: Cannistraci-Hebb soft training (paper section 6.1, MLPs only):
+  regrowth sampled in proportion to the CH3-L3 link-prediction score of each
+  layer's bipartite network, dead-neuron link removal, and a random, CSTI or
+  bipartite small-world initial topology (``dstlib.sparsity.cht``).
 
 Removal is by |w| for every method (paper section 3); ``drop_criterion=
 "magnitude_gradient"`` gives MEST's |w| + lambda |g|. Per layer, an update keeps
@@ -50,6 +54,7 @@ mest_r, mest_g        75% (MEST's scripts stop mutation at epoch 120/160)
 granet_r, granet_g    end of training (GraNet's neuroregeneration never
                       stops); gradual pruning ends at ``prune_end`` anyway
 acdc                  phase boundaries only
+chts                  75% (the CHT code's T_end with its CHTs schedule)
 ====================  =====================================================
 
 Weights outside the mask are zeroed after every optimiser step. Newly grown
@@ -85,6 +90,14 @@ Options (defaults; source):
 - AC/DC: ``warmup`` 0.1, ``phase`` 0.05, ``final`` 0.15 (fractions; the
   shape of AC/DC's ImageNet config: 10 dense epochs, 5-epoch phases, final 15
   of 100 compressed; the paper is silent).
+- CHTs (``cht`` module docstring for formulas and sources):
+  ``topology_init`` "random" | "csti" | "bsw"; ``bsw_beta`` 0.25;
+  ``cht_score`` "ch3_l3p" (path-based) | "ch3_l3n" (node-based
+  approximation); ``cht_removal`` "magnitude" | "magnitude_soft";
+  ``chain_removal`` True; ``sparse_kernels`` False (CSR products for the
+  masked layers, ``dstlib.sparsity.kernels``); ``features``: the training
+  inputs (n, ...), needed for ``topology_init="csti"`` (a training loop
+  passes its training images).
 - ``seed`` 0: the sparsifier's own torch.Generator (masks, random regrowth).
 
 Under ``torch.distributed`` every rank takes rank 0's masks at creation and
@@ -95,9 +108,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import torch
 from torch import nn
 
-from dstlib.sparsity import distributions, masks, schedules
+from dstlib.sparsity import cht, distributions, kernels, masks, schedules
+from dstlib.sparsity.cht import CHTs
 from dstlib.sparsity.methods import (
     ACDC,
     MEST,
@@ -121,6 +136,7 @@ REGISTRY: dict[str, type] = {
     "granet_r": GraNet,
     "granet_g": GraNetG,
     "acdc": ACDC,
+    "chts": CHTs,
 }
 METHODS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -130,12 +146,16 @@ _METHOD_OPTIONS = {
     "granet_r": ("initial_density", "prune_end"),
     "granet_g": ("initial_density", "prune_end"),
     "acdc": ("warmup", "phase", "final"),
+    "chts": ("topology_init", "bsw_beta", "cht_score", "cht_removal", "chain_removal", "sparse_kernels",
+             "features"),
 }
+_OWN_OPTIONS = tuple(dict.fromkeys(k for opts in _METHOD_OPTIONS.values() for k in opts))
 OPTIONS = (
     "sparsity", "distribution", "erk_power_scale", "dense_layers", "dense_first_layer",
     "sparse_classifier", "update_interval", "prune_rate", "prune_rate_decay", "update_end",
     "drop_criterion", "drop_lambda", "soft_bound", "bound_power", "initial_density",
-    "prune_end", "warmup", "phase", "final", "seed",
+    "prune_end", "warmup", "phase", "final", "topology_init", "bsw_beta", "cht_score", "cht_removal",
+    "chain_removal", "sparse_kernels", "features", "seed",
 )
 
 
@@ -200,6 +220,16 @@ def _validate(method: str, model: Any, optimizer: Any, total_steps: Any, opts: d
     _real("final", o("final", 0.15), 0.0, 1.0, True, True)
     if o("warmup", 0.1) + o("final", 0.15) > 1.0:
         raise ValueError(f"warmup + final: {o('warmup', 0.1) + o('final', 0.15)!r} exceeds 1")
+    _choice("topology_init", o("topology_init", "random"), cht.TOPOLOGY_INITS)
+    _real("bsw_beta", o("bsw_beta", 0.25), 0.0, 1.0, False, False)
+    _choice("cht_score", o("cht_score", "ch3_l3p"), cht.CHT_SCORES)
+    _choice("cht_removal", o("cht_removal", "magnitude"), cht.CHT_REMOVALS)
+    for flag in ("chain_removal", "sparse_kernels"):
+        if not isinstance(o(flag, False), bool):
+            raise ValueError(f"{flag}: {o(flag)!r} is not True or False")
+    if method == "chts" and o("topology_init") == "csti" and not torch.is_tensor(o("features")):
+        raise ValueError(f"features: {type(o('features')).__name__} is not a tensor of training inputs "
+                         "(n, ...); topology_init='csti' needs them")
     seed = o("seed", 0)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise ValueError(f"seed: {seed!r} is not an int")
@@ -219,7 +249,7 @@ def create(method: str, model: nn.Module, *, optimizer: Any = None, total_steps:
         return Dense(model, optimizer=optimizer, total_steps=total_steps)
     own = _METHOD_OPTIONS.get(method, ())
     method_opts = {k: options.pop(k) for k in list(options) if k in own}
-    for k in ("soft_bound", "bound_power", "initial_density", "prune_end", "warmup", "phase", "final"):
+    for k in _OWN_OPTIONS:
         options.pop(k, None)
     if "dense_layers" in options:
         options["dense_layers"] = tuple(options["dense_layers"])
@@ -228,5 +258,5 @@ def create(method: str, model: nn.Module, *, optimizer: Any = None, total_steps:
 
 __all__ = [
     "METHODS", "OPTIONS", "REGISTRY", "create", "Sparsifier", "Dense", "Static", "SET", "RigL",
-    "MEST", "MESTG", "GraNet", "GraNetG", "ACDC", "distributions", "masks", "schedules",
+    "MEST", "MESTG", "GraNet", "GraNetG", "ACDC", "CHTs", "cht", "distributions", "kernels", "masks", "schedules",
 ]
