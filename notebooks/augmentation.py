@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -75,7 +76,7 @@ for name, r in (("without mixup", plain), ("with mixup", mixed)):
 table = pd.DataFrame(rows).T
 display(table.round(2))
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-augmentation", "caption": "Robustness accuracy without and with mixup (re-measuring the paper's Table 9), mean over seeds."}}
+# %% mystnb={"figure": {"caption": "Robustness accuracy without and with mixup (re-measuring the paper's Table 9), mean over seeds.", "name": "fig-augmentation"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 table.T.plot.bar(ax=ax, rot=0)
 ax.set(ylabel="robustness accuracy (%)", ylim=(max(0, table.values.min() - 5), min(100, table.values.max() + 2)))

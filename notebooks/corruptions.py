@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -71,7 +72,7 @@ _ = (book.save(res.drop_vars(["correct", "dense_correct"]).assign(gain=gain), pl
 # %% [markdown]
 # ## Relative gain per corruption
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-corruptions-gain", "caption": "Relative gain of each DST method over dense training per corruption (re-measuring the paper's Figures 1 and 3), mean over seeds and severities, error bars one sample standard deviation (ddof=1) over seeds. Corruptions are ordered by the high-frequency energy they add, from the one that removes most (left) to the one that adds most (right)."}}
+# %% mystnb={"figure": {"caption": "Relative gain of each DST method over dense training per corruption (re-measuring the paper's Figures 1 and 3), mean over seeds and severities, error bars one sample standard deviation (ddof=1) over seeds. Corruptions are ordered by the high-frequency energy they add, from the one that removes most (left) to the one that adds most (right).", "name": "fig-corruptions-gain"}} tags=["hide-input"]
 g = 100 * gain.mean("severity").loc[dict(corruption=order)]
 fig, ax = plt.subplots(figsize=(9, 4))
 width = 0.8 / g.sizes["method"]
@@ -96,7 +97,7 @@ display(book.win_tie_loss(v_corr))
 # %% [markdown]
 # ## Gain per severity, and the energy each corruption adds
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-corruptions-severity", "caption": "Left: relative gain per severity (re-measuring the paper's Figures 10-15), mean over seeds and corruptions. Right: the high-frequency energy each corruption adds to the test images (dstlib.spectral, mean over severities; negative: the corruption removes high frequencies, as blurs do), on a symmetric log scale."}}
+# %% mystnb={"figure": {"caption": "Left: relative gain per severity (re-measuring the paper's Figures 10-15), mean over seeds and corruptions. Right: the high-frequency energy each corruption adds to the test images (dstlib.spectral, mean over severities; negative: the corruption removes high frequencies, as blurs do), on a symmetric log scale.", "name": "fig-corruptions-severity"}} tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 gs = 100 * gain.mean(("seed", "corruption"))
 for m in gs["method"].values:

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -82,7 +83,7 @@ display(book.markdown(
 # %% [markdown]
 # ## Robustness against training cost
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-cost-robustness", "caption": "Robustness accuracy against training FLOPs (re-measuring the paper's Figure 9): dense training (star) and each DST method at each sparsity, mean over seeds."}}
+# %% mystnb={"figure": {"caption": "Robustness accuracy against training FLOPs (re-measuring the paper's Figure 9): dense training (star) and each DST method at each sparsity, mean over seeds.", "name": "fig-cost-robustness"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 4))
 tr = c["training_flops"].mean("seed")
 ax.scatter(float(tr.loc[dict(model="dense")]), 100 * float(rob["dense_robustness_accuracy"].mean()), color="k", marker="*", s=150, label="dense")

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -62,7 +63,7 @@ _ = book.save(g, plan, "maps")
 # %% [markdown]
 # ## Grad-CAM side by side
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-gradcam-maps", "caption": "Grad-CAM maps of seed 0's models on three test images (blocks of rows), clean and at each severity of the corruption; first column the image, then one column per model, as in the paper's Figure 19."}}
+# %% mystnb={"figure": {"caption": "Grad-CAM maps of seed 0's models on three test images (blocks of rows), clean and at each severity of the corruption; first column the image, then one column per model, as in the paper's Figure 19.", "name": "fig-gradcam-maps"}} tags=["hide-input"]
 sev, models = list(g["severity"].values), list(g["model"].values)
 shown = min(3, g.sizes["image"])
 fig, axes = plt.subplots(shown * len(sev), 1 + len(models), figsize=(1.4 * (1 + len(models)), 1.4 * shown * len(sev)), squeeze=False)

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -69,7 +70,7 @@ table = (100 * res["accuracy"].mean("seed")).to_dataframe(name="accuracy")["accu
 table.loc[("dense", 0.0), :] = (100 * res["dense_accuracy"].mean("seed")).to_pandas().round(2)
 display(table)
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-ood-difference", "caption": "Sparse minus dense accuracy on the clean test images and on each rendition shift (the stand-ins for the paper's Tables 10 and 11), mean over seeds and sparsities."}}
+# %% mystnb={"figure": {"caption": "Sparse minus dense accuracy on the clean test images and on each rendition shift (the stand-ins for the paper's Tables 10 and 11), mean over seeds and sparsities.", "name": "fig-ood-difference"}} tags=["hide-input"]
 d = 100 * v["diff"].mean("sparsity")
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for i, m in enumerate(d["method"].values):

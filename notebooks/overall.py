@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -62,7 +63,7 @@ _ = book.save(res.drop_vars(["correct", "dense_correct"]), plan, "robustness"), 
 # %% [markdown]
 # ## Robustness accuracy against sparsity
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-overall-sparsity", "caption": "Robustness accuracy against sparsity, re-measuring the paper's Figure 2: mean over seeds, error bars one sample standard deviation (ddof=1) over seeds; the dashed line and band are dense training's mean and standard deviation."}}
+# %% mystnb={"figure": {"caption": "Robustness accuracy against sparsity, re-measuring the paper's Figure 2: mean over seeds, error bars one sample standard deviation (ddof=1) over seeds; the dashed line and band are dense training's mean and standard deviation.", "name": "fig-overall-sparsity"}} tags=["hide-input"]
 ra, dense = 100 * res["robustness_accuracy"], 100 * res["dense_robustness_accuracy"]
 fig, ax = plt.subplots(figsize=(6, 4))
 for m in ra["method"].values:

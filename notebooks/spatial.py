@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -60,7 +61,7 @@ _ = book.save(summary, plan, "summary")
 # %% [markdown]
 # ## Non-zero count and magnitude per kernel
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-spatial-kernels", "caption": "Non-zero weights (top) and sum of absolute weights (bottom) per kernel of the last convolution layer (seed 0; rows: output channels, columns: input channels), as in the paper's Figures 5, 16 and 17: dense, each DST method, and the dense model magnitude-pruned to that method's counts."}}
+# %% mystnb={"figure": {"caption": "Non-zero weights (top) and sum of absolute weights (bottom) per kernel of the last convolution layer (seed 0; rows: output channels, columns: input channels), as in the paper's Figures 5, 16 and 17: dense, each DST method, and the dense model magnitude-pruned to that method's counts.", "name": "fig-spatial-kernels"}} tags=["hide-input"]
 fig, axes = plt.subplots(2, len(heat), figsize=(2.4 * len(heat), 5), squeeze=False)
 for j, (m, k) in enumerate(heat.items()):
     axes[0, j].imshow(k["nonzero"].values, aspect="auto", cmap="viridis", vmin=0, vmax=k.attrs["kernel_size"])

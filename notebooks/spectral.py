@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -61,7 +62,7 @@ _ = book.save(curves, plan, "curves")
 # %% [markdown]
 # ## The attenuation
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-spectral-attenuation", "caption": "One test image with the high band (top row) or the low band (bottom row) removed at each radius, as in the paper's Figure 6."}}
+# %% mystnb={"figure": {"caption": "One test image with the high band (top row) or the low band (bottom row) removed at each radius, as in the paper's Figure 6.", "name": "fig-spectral-attenuation"}} tags=["hide-input"]
 ex = book.attenuated_examples(plan, P["radii"])
 fig, axes = plt.subplots(2, len(P["radii"]), figsize=(1.3 * len(P["radii"]), 3), squeeze=False)
 for i, b in enumerate(ex["band"].values):
@@ -74,7 +75,7 @@ _ = book.save_figure(fig, plan, "attenuation")
 # %% [markdown]
 # ## Radius-accuracy curves after training
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-spectral-curves", "caption": "Accuracy against the attenuation radius after training, re-measuring the paper's Figure 7: high frequencies removed (left) or low frequencies removed (right); mean over seeds, error bars one sample standard deviation (ddof=1)."}}
+# %% mystnb={"figure": {"caption": "Accuracy against the attenuation radius after training, re-measuring the paper's Figure 7: high frequencies removed (left) or low frequencies removed (right); mean over seeds, error bars one sample standard deviation (ddof=1).", "name": "fig-spectral-curves"}} tags=["hide-input"]
 final = 100 * curves["accuracy"].isel(epoch=-1)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for ax, band in zip(axes, final["band"].values):
@@ -88,7 +89,7 @@ _ = book.save_figure(fig, plan, "radius_accuracy")
 # %% [markdown]
 # ## During training
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-spectral-training", "caption": "Sparse minus dense accuracy, averaged over the non-zero radii of each band, after each epoch (re-measuring the paper's Figure 18c); mean over seeds, band one sample standard deviation of the paired difference."}}
+# %% mystnb={"figure": {"caption": "Sparse minus dense accuracy, averaged over the non-zero radii of each band, after each epoch (re-measuring the paper's Figure 18c); mean over seeds, band one sample standard deviation of the paired difference.", "name": "fig-spectral-training"}} tags=["hide-input"]
 nz = curves["accuracy"].loc[dict(radius=[r for r in curves["radius"].values if r > 0])].mean("radius")
 diff = 100 * (nz.loc[dict(model=list(P["methods"]))] - nz.loc[dict(model="dense")])
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))

@@ -51,6 +51,17 @@ def test_notebook_is_paired_in_sync_and_has_no_outputs(section):
     assert f'book.validate("{section}", globals())' in nxt, "the cell after the parameters must validate them"
 
 
+@pytest.mark.parametrize("section", config.SECTIONS)
+def test_jupytext_sync_leaves_the_pair_unchanged(section, tmp_path):
+    # what JupyterLab's jupytext does on save: the committed .py must already be its canonical form
+    from jupytext.cli import jupytext as jupytext_cli
+    for name in (f"{section}.ipynb", f"{section}.py", "jupytext.toml"):
+        shutil.copy(NB / name, tmp_path / name)
+    os.utime(tmp_path / f"{section}.ipynb")  # the notebook is the newer file, as after a save
+    jupytext_cli(["--quiet", "--sync", str(tmp_path / f"{section}.ipynb")])
+    assert (tmp_path / f"{section}.py").read_text() == (NB / f"{section}.py").read_text()
+
+
 def test_no_other_notebooks_or_strays():
     names = {p.stem for p in NB.glob("*.ipynb")} | {p.stem for p in NB.glob("*.py")}
     assert names == set(config.SECTIONS)
