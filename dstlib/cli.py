@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a bad option already reported in one line
         return int(e.code or 0)
+    from dstlib.store import DamagedRunError
     try:
         return commands[args.command].run(args)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one line, no traceback
+    except (ValueError, FileNotFoundError, DamagedRunError) as e:  # bad input or files: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

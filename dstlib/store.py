@@ -122,6 +122,8 @@ class Store:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"store={str(self.root)!r} is a file; allowed: a folder (made when missing)")
 
     def path(self, spec: RunSpec) -> Path:
         return self.root / spec.short_id()
@@ -203,6 +205,15 @@ class Store:
         io.atomic_save_text(folder / "manifest.json", json.dumps(manifest, indent=1))
         for name in ("checkpoint.safetensors", "checkpoint.json"):
             (folder / name).unlink(missing_ok=True)
+
+    def verify(self, spec: RunSpec) -> None:
+        """Check every file of the finished run against its manifest (DamagedRunError naming the first bad one)."""
+        folder = self.path(spec)
+        for name in _manifest(folder):
+            path = folder / name
+            if not path.is_file() or io.sha256_file(path) != _manifest(folder)[name]:
+                raise DamagedRunError(f"{path}: missing or damaged (sha256 differs from manifest.json); "
+                                      f"delete {folder} to train the run again")
 
     def runs(self) -> list[Run]:
         """Every finished run under the root."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,15 @@ def _images(ds, start: int, stop: int) -> torch.Tensor:
     return torch.stack([ds[i][0] for i in range(start, stop)])
 
 
+def _check_counts(args) -> None:
+    """One-line errors for the numeric options and the output folder, before any compute."""
+    for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag}={value} is invalid; allowed: a positive integer")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out={args.out!r} is a file; allowed: a folder (made when missing)")
+
+
 def run(args) -> int:
     import dstlib.corruptions as dc
     from dstlib import data
@@ -135,8 +145,7 @@ def run(args) -> int:
     tables = dc.cbar.TABLE_NAMES if cbar else dc.TABLE_NAMES
     if args.table not in (None, *tables):
         raise ValueError(f"--table={args.table!r} is invalid; allowed: {', '.join(tables)}")
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ValueError("--batch-size and --limit must be positive integers")
+    _check_counts(args)
     severities = _severities(args.severities)
     ds = data.load(args.dataset, args.split, root=args.root)
     if not isinstance(ds, data.ImageSet) and not cbar:
@@ -175,7 +184,7 @@ def run(args) -> int:
         todo = [n for n in names if not all((out / n / str(s) / ".done").exists() for s in severities)]
     skipped = len(names) - len(todo)
     progress = None
-    if not args.no_progress:
+    if not args.no_progress and sys.stderr.isatty():  # a log file would get one line per update
         from tqdm.auto import tqdm
         progress = tqdm(total=len(todo) * len(severities) * len(ds), unit="img", desc="corrupt")
     ext = ".png" if args.no_jpeg else ".JPEG"
@@ -236,8 +245,7 @@ def _run_fashion_mnist_c(args) -> int:
     if given:
         raise ValueError(f"{', '.join(given)} is invalid with --benchmark fashion_mnist_c; allowed: --split, --seed, "
                          "--limit, --root, --batch-size, --device (its corruptions and severities are fixed)")
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ValueError("--batch-size and --limit must be positive integers")
+    _check_counts(args)
     ds = data.load("fashion_mnist", args.split, root=args.root)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     out = Path(args.out)
@@ -260,7 +268,7 @@ def _run_fashion_mnist_c(args) -> int:
     images = np.empty((n, 28, 28), np.uint8)
     choice = np.empty(n, np.int64)
     progress = None
-    if not args.no_progress:
+    if not args.no_progress and sys.stderr.isatty():  # a log file would get one line per update
         from tqdm.auto import tqdm
         progress = tqdm(total=n, unit="img", desc="fashion_mnist_c")
     for a in range(0, n, args.batch_size):

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_arguments(parser)
     parser.add_argument("--store", default=None, help="run store folder (default: $DSTLIB_STORE, else runs/)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
-    parser.add_argument("--data-root", default=None, help="dataset folder (default: $DSTLIB_DATA/<dataset>)")
+    parser.add_argument("--data-root", default=None,
+                        help="dataset folder (default: $DSTLIB_DATA/<dataset>; Fashion-MNIST: $DSTLIB_DATA, else "
+                             "/usr/share/datasets/fashion-mnist)")
     parser.add_argument("--no-train", action="store_true", help="only load; fail if the run is not stored")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
@@ -57,20 +59,28 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train or load the run; a stored run is reported as loaded only after every file passed its checksum.
+    The accuracy printed is history's last test_acc, on the first `test_images` test images (all without
+    --monitor-size). Progress bars only on a terminal (a log file would get one line per update)."""
+    import sys
+
     from dstlib import models
     from dstlib.store import Store
 
     spec = spec_from_args(args)
     models.check_name(spec.model)  # before any compute
     store = Store(args.store)
-    result = store.run(spec, train=not args.no_train, device=args.device, data_root=args.data_root)
+    result = store.run(spec, train=not args.no_train, device=args.device, data_root=args.data_root,
+                       progress=sys.stderr.isatty())
+    store.verify(spec)
     last = result.history[-1]
     out = {"id": result.id, "folder": str(result.path), "trained": result.trained_now, "test_acc": last["test_acc"],
-           "density": last.get("density", 1.0), "epochs": len(result.history)}
+           "test_images": last.get("test_images"), "density": last.get("density", 1.0), "epochs": len(result.history)}
     if args.json:
         print(json.dumps(out))
     else:
+        on = f"first {out['test_images']:,} test images" if spec.monitor_size else "all test images"
         print(f"run {out['id']} ({'trained' if out['trained'] else 'loaded'})  folder {out['folder']}  "
-              f"test accuracy {out['test_acc']:.4f}  "
+              f"test accuracy {out['test_acc']:.4f} ({on})  "
               f"density {out['density']:.3f}  epochs {out['epochs']}")
     return 0
