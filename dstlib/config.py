@@ -394,6 +394,7 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "n_images": ("int", "images shown and measured by Grad-CAM"),
     "renditions": ("list[str]", "Fashion-MNIST rendition shifts: inverted, edge_sketch, upside_down, silhouette"),
     "mixup": ("float", "mixup Beta(alpha, alpha) parameter of the augmented runs, > 0"),
+    "cbar": ("bool", "also measure ImageNet-C-bar / CIFAR-10-C-bar (its table chosen by image size)"),
     "confidence": ("float", "confidence of every interval and verdict, in (0, 1)"),
     "budget_minutes": ("float", "time this notebook may take on the reference CPU; 0 for no scaling"),
     "workers": ("int", "runs trained in parallel processes; 0 for one per CPU core (1 on a GPU)"),
@@ -415,7 +416,7 @@ SECTION_PARAMS["spatial"] += ("sparsity",)
 SECTION_PARAMS["spectral"] += ("sparsity", "radii")
 SECTION_PARAMS["gradcam"] += ("sparsity", "n_images")
 SECTION_PARAMS["ood"] += ("renditions",)
-SECTION_PARAMS["corruptions"] += ("sparsity",)
+SECTION_PARAMS["corruptions"] += ("sparsity", "cbar")
 SECTION_PARAMS["augmentation"] += ("sparsity", "mixup")
 
 

@@ -40,6 +40,7 @@ store: str = ""  # run store folder; empty for $DSTLIB_STORE or runs/ in the rep
 results: str = ""  # results folder; empty for results/<profile>, or results/<profile>+<changes> for other values
 train: bool = True  # train the runs the store lacks (False: stop with the missing run)
 sparsity: float = 0.5  # the one sparsity this section looks at closely, in (0, 1)
+cbar: bool = True  # also measure ImageNet-C-bar / CIFAR-10-C-bar (its table chosen by image size)
 
 # %% tags=["remove-cell"]
 from IPython.display import display
@@ -121,6 +122,49 @@ _ = book.save_figure(fig, plan, "gain_per_severity")
 display((assoc[["rho", "lower", "upper"]].to_dataframe().round(2)).join(assoc["verdict"].to_dataframe()))
 
 # %% [markdown]
+# ## The second benchmark: C-bar
+# ImageNet-C-bar and CIFAR-10-C-bar (Mintun et al., 2021) are ten corruptions chosen to be perceptually unlike ImageNet-C (blue noise, caustics, checkerboard cut-outs, sine waves, sparkles, ...); the paper reports ResNet50 on ImageNet-C-bar in its Figure 3 (bottom). Here the C-bar table chosen by the image size (`dstlib.corruptions.cbar`), on the same test images and runs.
+
+# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-corruptions-cbar", "caption": "Relative gain of each DST method over dense training per C-bar corruption (left, mean over seeds and severities, error bars one sample standard deviation) and per severity (right), re-measuring the paper's Figure 3 (bottom) on the C-bar table of this image size."}}
+cbar = book.grid(plan, runs, suite="cbar").sel(sparsity=P["sparsity"]) if P["cbar"] else None
+if cbar is not None:
+    gain_c = (cbar["accuracy"] - cbar["dense_accuracy"]) / cbar["dense_accuracy"]
+    v_cbar = book.verdicts(cbar["accuracy"].mean("severity"), cbar["dense_accuracy"].mean("severity"), P["confidence"])
+    _ = book.save(cbar.drop_vars(["correct", "dense_correct"]).assign(gain=gain_c), plan, "cbar_gain"), book.save(v_cbar, plan, "verdicts_cbar")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    gc = 100 * gain_c.mean("severity")
+    names = list(gc["corruption"].values)
+    width = 0.8 / gc.sizes["method"]
+    for i, m in enumerate(gc["method"].values):
+        gm = gc.loc[dict(method=m)]
+        axes[0].bar(np.arange(len(names)) + i * width, gm.mean("seed").values, width, yerr=gm.std("seed", ddof=1).values, capsize=2, label=str(m))
+        axes[1].plot(gain_c["severity"].values, 100 * gain_c.loc[dict(method=m)].mean(("seed", "corruption")).values, marker="o", label=str(m))
+    axes[0].set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=60, ha="right")
+    for ax in axes:
+        ax.axhline(0, color="k", lw=0.8)
+    axes[0].set(ylabel="relative gain over dense (%)")
+    axes[1].set(xlabel="severity", ylabel="relative gain (%)")
+    axes[0].legend()
+    _ = book.save_figure(fig, plan, "cbar_gain")
+
+# %% tags=["hide-input"]
+if cbar is not None:
+    display(book.verdict_table(v_cbar, ["method", "corruption"]))
+
+# %% [markdown]
+# ## On Fashion-MNIST-C, the paper's Table 2 test set
+# Fashion-MNIST-C (Weiss and Tonella, 2022) gives every test image one of 15 corruptions at a fixed severity; accuracy per corruption, sparse minus dense, paired by seed (Fashion-MNIST only).
+
+# %% tags=["hide-input"]
+mc = book.mnist_c_grid(plan, runs).sel(sparsity=P["sparsity"]) if P["dataset"] == "fashion_mnist" else None
+if mc is not None:
+    v_mc = book.verdicts(mc["accuracy_per_corruption"], mc["dense_accuracy_per_corruption"], P["confidence"])
+    v_mc_all = book.verdicts(mc["accuracy"], mc["dense_accuracy"], P["confidence"])
+    _ = book.save(mc.drop_vars(["correct", "dense_correct"]), plan, "fashion_mnist_c"), book.save(v_mc, plan, "verdicts_fashion_mnist_c")
+    display(book.verdict_table(v_mc_all, ["method"]))
+    display(book.verdict_table(v_mc, ["method", "corruption"]))
+
+# %% [markdown]
 # ## Verdict
 
 # %% tags=["remove-input"]
@@ -128,9 +172,19 @@ verdict = book.page_verdict(v_corr, plan.shortfalls)
 energy_verdict = book.association_verdict(assoc, plan.shortfalls)
 agree = int((assoc["verdict"] == book.HIGHER_GAIN).sum())
 best = book.best_low_sparsity(full, v_all)
-_ = book.save_table3(plan, [book.table3_row(plan, "Fashion-MNIST, 18 corruptions x 5 severities",
-                                            float(res["dense_robustness_accuracy"].mean()), best,
-                                            book.page_verdict(v_all, plan.shortfalls))])
+rows = [book.table3_row(plan, "Fashion-MNIST, 18 corruptions x 5 severities", float(res["dense_robustness_accuracy"].mean()),
+                        best, book.page_verdict(v_all, plan.shortfalls))]
+if cbar is not None:
+    full_c = book.grid(plan, runs, suite="cbar")
+    v_c = book.verdicts(full_c["robustness_accuracy"], full_c["dense_robustness_accuracy"], P["confidence"])
+    rows.append(book.table3_row(plan, "C-bar corruptions (by image size) x 5 severities", float(full_c["dense_robustness_accuracy"].mean()),
+                                book.best_low_sparsity(full_c, v_c), book.page_verdict(v_c, plan.shortfalls)))
+if mc is not None:
+    full_mc = book.mnist_c_grid(plan, runs)
+    v_m = book.verdicts(full_mc["accuracy"], full_mc["dense_accuracy"], P["confidence"])
+    rows.append(book.table3_row(plan, "Fashion-MNIST-C (Weiss and Tonella; the paper's Table 2 set)", float(full_mc["dense_accuracy"].mean()),
+                                book.best_low_sparsity(full_mc.rename(accuracy="robustness_accuracy"), v_m), book.page_verdict(v_m, plan.shortfalls)))
+_ = book.save_table3(plan, rows)
 book.save_verdict(plan, "DST's gain is largest for corruptions that add high frequencies",
                   book.joint_verdict({"energy association": energy_verdict, "per corruption": verdict}),
                   f"{P['model']}, sparsity {P['sparsity']:g}")
@@ -140,8 +194,9 @@ display(book.markdown(
     + book.verdict_sentence(v_corr, "accuracy per corruption (mean over severities)")
     + f" Most gained: {book.extreme(gain, True)}; most lost: {book.extreme(gain, False)}. "
     f"The energy-gain rank correlation's 95% interval lies above zero for {agree} of {assoc.sizes['method']} "
-    f"methods.\n\n**Verdict on the per-corruption gains: {verdict}. On the high-frequency association: "
-    f"{energy_verdict}.**"))
+    f"methods." + (" On the C-bar corruptions: " + book.verdict_sentence(v_cbar, "accuracy per C-bar corruption") if cbar is not None else "")
+    + (" On Fashion-MNIST-C, per corruption: " + book.verdict_sentence(v_mc, "accuracy per Fashion-MNIST-C corruption") if mc is not None else "")
+    + f"\n\n**Verdict on the per-corruption gains: {verdict}. On the high-frequency association: {energy_verdict}.**"))
 
 # %% [markdown]
 # ## Files and provenance

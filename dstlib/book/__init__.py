@@ -18,7 +18,7 @@ sections' measurements), `verdicts` (statistics to findings), `report`
 """
 from dstlib.book.evidence import MAX_MDD, MIN_UPDATES, TARGET_MDD, planned_updates, training_shortfalls
 from dstlib.book.measure import (CorruptedImages, attenuated_examples, corruptions_of, costs, energy, gradcam_maps,
-                                 grid, ood_accuracy, robustness, run_of, spatial_stats, spectral_curves, test_set)
+                                 grid, mnist_c_grid, ood_accuracy, over_runs, run_of, spatial_stats, spectral_curves, test_set)
 from dstlib.book.params import repo_root, results_dir, store_dir, validate
 from dstlib.book.plan import Plan, base_spec, describe, estimate, plan, specs
 from dstlib.book.report import (files_note, header, load, markdown, parameters_table, pp, provenance, save,

@@ -56,10 +56,14 @@ class CorruptedImages:
     and in `<store>/_corrupted/<key>.safetensors` (written atomically).
     """
 
-    def __init__(self, ds, n: int, corruptions: Sequence[str], severities: Sequence[int], seed: int, root: Path):
-        self.ds, self.n, self.seed, self.table = ds, n, seed, ds.info.corruption_table
-        self.corruptions, self.severities = list(corruptions), list(severities)
+    def __init__(self, ds, n: int, corruptions: Sequence[str], severities: Sequence[int], seed: int, root: Path,
+                 suite: str = "common"):
         import dstlib.corruptions as dc
+        self.ds, self.n, self.seed, self.suite = ds, n, seed, suite
+        # C-bar has its own two tables, chosen by image size (CIFAR-10-C-bar's up to 84 px)
+        self.table = (ds.info.corruption_table if suite == "common"
+                      else dc.cbar.default_table(ds.info.image_size, ds.info.image_size))
+        self.corruptions, self.severities = list(corruptions), list(severities)
         ident = hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16]
         # a fingerprint of the corruption code's output on a few images: cached copies and the evaluations
         # keyed by `name` are not reused after a change to dstlib.corruptions
@@ -68,15 +72,21 @@ class CorruptedImages:
             for s in self.severities:
                 h.update(dc.corrupt_as_saved(probe, c, s, seed=seed, table=self.table,
                                              index=torch.arange(len(probe))).numpy().tobytes())
-        self.name = f"dstlib.corruptions seed={seed} data={ident} code={h.hexdigest()[:12]}"
+        self.name = f"dstlib.corruptions suite={suite} seed={seed} data={ident} code={h.hexdigest()[:12]}"
         self.folder = Path(root) / "_corrupted"
         self._cache: dict = {}
 
     @classmethod
-    def of(cls, params: Mapping[str, Any], root: Path) -> "CorruptedImages":
-        """The corrupted test images a section's parameters call for."""
+    def of(cls, params: Mapping[str, Any], root: Path, suite: str = "common") -> "CorruptedImages":
+        """The corrupted test images a section's parameters call for (`suite` "cbar": the C-bar table's ten)."""
+        import dstlib.corruptions as dc
         ds, n = test_set(params)
-        return cls(ds, n, corruptions_of(params, ds.info), params["severities"], 0, root)
+        if suite == "cbar":
+            table = dc.cbar.default_table(ds.info.image_size, ds.info.image_size)
+            names = list(dc.cbar.LEVELS[table])
+        else:
+            names = corruptions_of(params, ds.info)
+        return cls(ds, n, names, params["severities"], 0, root, suite)
 
     def _path(self, c: str, s: int) -> Path:
         key = hashlib.sha256(f"{self.name}|{c}|{s}|{self.n}".encode()).hexdigest()[:16]
@@ -113,53 +123,53 @@ def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages) -> x
     from dstlib import evaluate
     return evaluate.robustness(run, images.ds, images.corruptions, images.severities, seed=0, n_test=images.n,
                                benchmark=images, benchmark_name=images.name, progress=False,
-                               device=params["device"])
+                               device=params["device"], suite=images.suite)
 
 
-def robustness(plan: Plan, runs: Mapping[str, Any], keys: Sequence[tuple]) -> xr.Dataset:
-    """Robustness of the runs named by `keys` [(method, sparsity, seed, changes dict), ...], stacked on dim `run`.
+def over_runs(plan: Plan, runs: Mapping[str, Any], measure, sparsities: Sequence[float] | None = None,
+              **changes) -> xr.Dataset:
+    """`measure(run) -> Dataset` for every run of the plan, stacked: the sparse runs on (method, sparsity, seed),
+    the dense ones on (seed) with every variable prefixed `dense_`."""
+    p = plan.params
+    sps = list(sparsities if sparsities is not None else section_sparsities(p))
+    seeds = list(p["seeds"])
+    dense = _stack([measure(run_of(plan, runs, "dense", 0.0, s, **changes)) for s in seeds], "seed", seeds)
+    sparse = _stack([_stack([_stack([measure(run_of(plan, runs, m, sp, s, **changes)) for s in seeds], "seed", seeds)
+                             for sp in sps], "sparsity", sps) for m in p["methods"]], "method", p["methods"])
+    out = sparse.copy()
+    for v in dense.data_vars:
+        out[f"dense_{v}"] = dense[v]
+    return out.transpose("method", "sparsity", "seed", ...)
 
-    Variables: correct (run, corruption, severity, image), clean_correct (run, image), accuracy (run,
-    corruption, severity), clean_accuracy (run), robustness_accuracy (run).
-    """
-    images = CorruptedImages.of(plan.params, plan.store.root)
-    parts = []
-    for method, sparsity, seed, changes in keys:
-        r = run_robustness(run_of(plan, runs, method, sparsity, seed, **changes), plan.params, images)
-        parts.append(r[["correct", "clean_correct", "accuracy", "clean_accuracy", "robustness_accuracy"]])
-    return xr.concat(parts, dim="run")
+
+ROBUSTNESS_VARS = ["correct", "clean_correct", "accuracy", "clean_accuracy", "robustness_accuracy"]
 
 
-def grid(plan: Plan, runs: Mapping[str, Any], sparsities: Sequence[float] | None = None, **changes) -> xr.Dataset:
+def grid(plan: Plan, runs: Mapping[str, Any], sparsities: Sequence[float] | None = None, suite: str = "common",
+         **changes) -> xr.Dataset:
     """Robustness over (method, sparsity, seed) for the sparse runs and (seed) for dense, as one Dataset.
 
     Sparse variables: accuracy (method, sparsity, seed, corruption, severity), correct (..., image),
     clean_accuracy and robustness_accuracy (method, sparsity, seed); the dense ones are prefixed `dense_` with
-    dims (seed, ...).
+    dims (seed, ...). `suite` "cbar": ImageNet-C-bar / CIFAR-10-C-bar instead of the common corruptions.
     """
-    p = plan.params
-    sps = list(sparsities if sparsities is not None else section_sparsities(p))
-    seeds = list(p["seeds"])
-    keys = [("dense", 0.0, s, changes) for s in seeds]
-    keys += [(m, sp, s, changes) for m in p["methods"] for sp in sps for s in seeds]
-    r = robustness(plan, runs, keys)
-    nd = len(seeds)
+    images = CorruptedImages.of(plan.params, plan.store.root, suite)
+    return over_runs(plan, runs, lambda run: run_robustness(run, plan.params, images)[ROBUSTNESS_VARS],
+                     sparsities, **changes)
 
-    def by_seed(i):
-        return r.isel(run=slice(i, i + nd)).drop_vars("run", errors="ignore").rename(run="seed").assign_coords(seed=seeds)
 
-    dense = by_seed(0)
-    per_method, i = [], nd
-    for _ in p["methods"]:
-        per_sp = []
-        for _ in sps:
-            per_sp.append(by_seed(i))
-            i += nd
-        per_method.append(_stack(per_sp, "sparsity", sps))
-    out = _stack(per_method, "method", p["methods"]).copy()
-    for v in ("correct", "clean_correct", "accuracy", "clean_accuracy", "robustness_accuracy"):
-        out[f"dense_{v}"] = dense[v]
-    return out.transpose("method", "sparsity", "seed", ...)
+def mnist_c_grid(plan: Plan, runs: Mapping[str, Any], sparsities: Sequence[float] | None = None) -> xr.Dataset:
+    """Accuracy on Fashion-MNIST-C (Weiss and Tonella, the paper's Table 2 test set: one of 15 corruptions per
+    image, all 10,000 test images) over the plan's runs, as `over_runs`: accuracy, accuracy_per_corruption,
+    clean_accuracy and per-image correct."""
+    return over_runs(plan, runs, lambda run: run_mnist_c(run, plan.params), sparsities)
+
+
+def run_mnist_c(run, params: Mapping[str, Any]) -> xr.Dataset:
+    """dstlib.evaluate.mnist_c_accuracy of one run (cached in the run's folder)."""
+    from dstlib import evaluate
+    r = evaluate.mnist_c_accuracy(run, "fashion_mnist", seed=0, progress=False, device=params["device"])
+    return r[["accuracy", "accuracy_per_corruption", "clean_accuracy", "correct"]]
 
 
 def energy(plan: Plan) -> xr.DataArray:
@@ -343,9 +353,16 @@ def costs(plan: Plan, runs: Mapping[str, Any]) -> xr.Dataset:
 
 
 # --- what a worker computes right after training a run --------------------------------------------
+def suites(section: str, params: Mapping[str, Any]) -> list[str]:
+    """The corruption suites a robustness section measures: the common ones, and C-bar where asked."""
+    return ["common"] + (["cbar"] if params.get("cbar") else []) if section in ROBUSTNESS_SECTIONS else []
+
+
 def prepare(section: str, params: Mapping[str, Any], run, store_root: Path) -> None:
     """Compute and cache the run's per-run results for `section`, so the notebook only reads them."""
-    if section in ROBUSTNESS_SECTIONS:
-        run_robustness(run, params, CorruptedImages.of(params, store_root))
-    elif section == "spectral":
+    for suite in suites(section, params):
+        run_robustness(run, params, CorruptedImages.of(params, store_root, suite))
+    if section in ("overall", "corruptions") and params["dataset"] == "fashion_mnist":
+        run_mnist_c(run, params)
+    if section == "spectral":
         run_curves(run, params)

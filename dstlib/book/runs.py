@@ -28,10 +28,10 @@ def _threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _corrupt_job(params: dict, root: str, corruption: str, severity: int, threads: int) -> None:
+def _corrupt_job(params: dict, root: str, suite: str, corruption: str, severity: int, threads: int) -> None:
     import torch
     torch.set_num_threads(threads)
-    measure.CorruptedImages.of(params, root)(corruption, severity)
+    measure.CorruptedImages.of(params, root, suite)(corruption, severity)
 
 
 def _run_job(section: str, params: dict, spec: dict, root: str, threads: int) -> str:
@@ -79,9 +79,9 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
     if todo:
         params = {k: v for k, v in plan.params.items() if not k.startswith("_")}
         jobs = []
-        if plan.section in measure.ROBUSTNESS_SECTIONS:
-            images = measure.CorruptedImages.of(params, store.root)
-            jobs += [(_corrupt_job, (params, str(store.root), c, s)) for c in images.corruptions
+        for suite in measure.suites(plan.section, params):
+            images = measure.CorruptedImages.of(params, store.root, suite)
+            jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c in images.corruptions
                      for s in images.severities if not images._path(c, s).is_file()]
         jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]
         n = plan.workers
