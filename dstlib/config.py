@@ -368,7 +368,7 @@ assert set(HELP) == set(FIELD_NAMES), set(FIELD_NAMES) ^ set(HELP)
 # the registry in `choices`.
 # ======================================================================================
 PROFILES = ("quick", "paper", "smoke")
-SECTIONS = ("overall", "corruptions", "spatial", "spectral", "gradcam", "ood", "cost", "augmentation")
+SECTIONS = ("overall", "corruptions", "spatial", "spectral", "gradcam", "ood", "cost", "augmentation", "topology")
 DEVICES = ("cpu", "cuda", "cuda:<index>", "mps")
 
 # name: (kind, help). Kinds: str, int, float, bool, list[str], list[int], list[float].
@@ -377,7 +377,8 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "model": ("str", "model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name"),
     "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist need local files)"),
     "widths": ("list[int]", "hidden widths of mlp or channel widths of cnn; empty for the model's default"),
-    "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}"),
+    "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}, "
+                             f"or chts+<init> for CHTs from an initial topology: {', '.join(TOPOLOGY_INITS)}"),
     "sparsities": ("list[float]", "target sparsities in (0, 1), fraction of zeros in the sparse layers"),
     "seeds": ("list[int]", "training seeds, at least 2 distinct: the seed is the unit of replication"),
     "epochs": ("int", "training epochs of every run (scaled down to fit budget_minutes)"),
@@ -410,7 +411,7 @@ SECTION_PARAMS: dict[str, tuple[str, ...]] = {
         "budget_minutes", "workers", "device", "store", "results", "train")
     for s in SECTIONS
 }
-for _s in ("overall", "ood", "cost"):
+for _s in ("overall", "ood", "cost", "topology"):
     SECTION_PARAMS[_s] += ("sparsities",)
 SECTION_PARAMS["spatial"] += ("sparsity",)
 SECTION_PARAMS["spectral"] += ("sparsity", "radii")
@@ -418,6 +419,16 @@ SECTION_PARAMS["gradcam"] += ("sparsity", "n_images")
 SECTION_PARAMS["ood"] += ("renditions",)
 SECTION_PARAMS["corruptions"] += ("sparsity", "cbar")
 SECTION_PARAMS["augmentation"] += ("sparsity", "mixup")
+
+
+#: Method labels a notebook may list besides the plain method names: CHTs with a named initial topology.
+METHOD_LABELS = {f"chts+{init}": ("chts", {"topology_init": init}) for init in TOPOLOGY_INITS}
+
+
+def method_of(label: str) -> tuple[str, dict[str, Any]]:
+    """(method, RunSpec fields) of a notebook's method label: "rigl" -> ("rigl", {}), "chts+csti" -> ("chts",
+    {"topology_init": "csti"})."""
+    return METHOD_LABELS.get(label, (label, {}))
 
 
 def _nb_error(name: str, value: Any, allowed: str) -> ValueError:
@@ -493,7 +504,7 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
         raise _nb_error("model", p["model"], "a model name (mlp, cnn, vgg16, resnet34 or a timm model)")
     if any(w < 1 for w in p["widths"]):
         raise _nb_error("widths", p["widths"], "positive integers, or an empty list")
-    sparse = METHODS[1:]
+    sparse = METHODS[1:] + tuple(METHOD_LABELS)
     if not p["methods"] or any(m not in sparse for m in p["methods"]) or len(set(p["methods"])) != len(p["methods"]):
         raise _nb_error("methods", p["methods"], f"a non-empty list without repeats from {', '.join(sparse)}")
     if "sparsities" in p and (not p["sparsities"] or any(not 0 < s < 1 for s in p["sparsities"])

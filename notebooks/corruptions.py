@@ -21,7 +21,7 @@ profile: str = "quick"  # parameter profile, names the results folder results/<p
 model: str = "lenet5"  # model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name
 dataset: str = "fashion_mnist"  # dataset: fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet (all but fashion_mnist need local files)
 widths: list[int] = []  # hidden widths of mlp or channel widths of cnn; empty for the model's default
-methods: list[str] = ["rigl", "mest_g", "granet_g"]  # sparse training methods compared with dense: static, set, rigl, mest_r, mest_g, granet_r, granet_g, acdc, chts
+methods: list[str] = ["rigl", "mest_g", "granet_g"]  # sparse training methods compared with dense: static, set, rigl, mest_r, mest_g, granet_r, granet_g, acdc, chts, or chts+<init> for CHTs from an initial topology: random, csti, bsw
 seeds: list[int] = [0, 1, 2, 3, 4, 5]  # training seeds, at least 2 distinct: the seed is the unit of replication
 epochs: int = 12  # training epochs of every run (scaled down to fit budget_minutes)
 batch_size: int = 128  # images per optimiser step
@@ -125,7 +125,7 @@ display((assoc[["rho", "lower", "upper"]].to_dataframe().round(2)).join(assoc["v
 # ## The second benchmark: C-bar
 # ImageNet-C-bar and CIFAR-10-C-bar (Mintun et al., 2021) are ten corruptions chosen to be perceptually unlike ImageNet-C (blue noise, caustics, checkerboard cut-outs, sine waves, sparkles, ...); the paper reports ResNet50 on ImageNet-C-bar in its Figure 3 (bottom). Here the C-bar table chosen by the image size (`dstlib.corruptions.cbar`), on the same test images and runs.
 
-# %% tags=["hide-input"] mystnb={"figure": {"name": "fig-corruptions-cbar", "caption": "Relative gain of each DST method over dense training per C-bar corruption (left, mean over seeds and severities, error bars one sample standard deviation) and per severity (right), re-measuring the paper's Figure 3 (bottom) on the C-bar table of this image size."}}
+# %% mystnb={"figure": {"caption": "Relative gain of each DST method over dense training per C-bar corruption (left, mean over seeds and severities, error bars one sample standard deviation) and per severity (right), re-measuring the paper's Figure 3 (bottom) on the C-bar table of this image size.", "name": "fig-corruptions-cbar"}} tags=["hide-input"]
 cbar = book.grid(plan, runs, suite="cbar").sel(sparsity=P["sparsity"]) if P["cbar"] else None
 if cbar is not None:
     gain_c = (cbar["accuracy"] - cbar["dense_accuracy"]) / cbar["dense_accuracy"]

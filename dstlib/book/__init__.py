@@ -22,7 +22,7 @@ from dstlib.book.measure import (CorruptedImages, attenuated_examples, corruptio
 from dstlib.book.params import repo_root, results_dir, store_dir, validate
 from dstlib.book.plan import Plan, base_spec, describe, estimate, plan, specs
 from dstlib.book.report import (files_note, header, load, markdown, parameters_table, pp, provenance, save,
-                                save_figure, save_table3, save_verdict, summary, table3, table3_markdown, table3_row)
+                                save_figure, save_table3, save_verdict, summary, table2_markdown, table3, table3_markdown, table3_row)
 from dstlib.book.runs import train
 from dstlib.book.verdicts import (HIGHER_GAIN, association_verdict, best_low_sparsity, concentration_sentence, extreme, gain_energy_association,
                                   image_noise, joint_verdict, page_verdict, power_note, rank_corruptions, status,

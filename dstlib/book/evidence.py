@@ -68,7 +68,9 @@ def planned_updates(spec, n_train: int) -> int:
     if spec.method == "dense":
         return 0
     total = spec.epochs * steps_per_epoch(n_train, spec.batch_size)
-    opts = {k: v for k, v in spec.sparsity_options().items() if k not in ("dense_layers", "seed")}
+    # the schedule depends on neither the layers nor the initial topology (CSTI would need the training images)
+    opts = {k: v for k, v in spec.sparsity_options().items()
+            if k not in ("dense_layers", "seed", "topology_init", "bsw_beta", "sparse_kernels")}
     return _updates(spec.method, total, tuple(sorted(opts.items())))
 
 

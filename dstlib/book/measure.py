@@ -115,7 +115,7 @@ class CorruptedImages:
 
 
 # --- robustness -----------------------------------------------------------------------------------
-ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation")
+ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation", "topology")
 
 
 def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages) -> xr.Dataset:
@@ -362,7 +362,7 @@ def prepare(section: str, params: Mapping[str, Any], run, store_root: Path) -> N
     """Compute and cache the run's per-run results for `section`, so the notebook only reads them."""
     for suite in suites(section, params):
         run_robustness(run, params, CorruptedImages.of(params, store_root, suite))
-    if section in ("overall", "corruptions") and params["dataset"] == "fashion_mnist":
+    if section in ("overall", "corruptions", "topology") and params["dataset"] == "fashion_mnist":
         run_mnist_c(run, params)
     if section == "spectral":
         run_curves(run, params)

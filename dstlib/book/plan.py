@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import torch
 
+from dstlib import config
 from dstlib.book import evidence, params as params_mod
 from dstlib.config import RunSpec
 
@@ -84,8 +85,11 @@ def base_spec(p: Mapping[str, Any], method: str, sparsity: float, seed: int, **c
     fields = dict(model=p["model"], dataset=p["dataset"], widths=tuple(p["widths"]), seed=seed,
                   epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], method=method,
                   train_subset=p["train_subset"] or None, monitor_size=p["n_test"] or None)
+    method, options = config.method_of(method)
+    fields["method"] = method
     if method != "dense":
-        fields.update(sparsity=float(sparsity), distribution=p["distribution"], update_interval=p["update_interval"])
+        fields.update(sparsity=float(sparsity), distribution=p["distribution"], update_interval=p["update_interval"],
+                      **options)
     if p.get("_snapshots"):
         fields["snapshots"] = tuple(range(1, p["epochs"] + 1))
     fields.update(changes)
@@ -152,6 +156,7 @@ def _eval_images(section: str, p: Mapping[str, Any], n_test: int) -> float:
     per_grid = n_test * (1 + n_corr * len(p["severities"]))
     return {
         "overall": per_grid, "corruptions": per_grid, "cost": per_grid, "augmentation": per_grid,
+        "topology": per_grid + 10_000,  # and Fashion-MNIST-C's 10,000 images
         "spatial": 0,
         "spectral": n_test * 2 * len(p.get("radii", [])) * p["epochs"],
         "gradcam": p.get("n_images", 0) * 4 * (1 + len(p["severities"])),
