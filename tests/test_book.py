@@ -190,6 +190,14 @@ def test_a_large_detectable_difference_gives_no_verdict():
                                        "3.00 pp (more than 2 pp))"
 
 
+def test_comparisons_that_cannot_detect_2_pp_are_left_out_of_the_verdict_and_counted():
+    v = _verdicts(["better", "better", "worse"])
+    v["mdd"] = ("k", np.array([0.004, 0.005, 0.03]))
+    text = book.page_verdict(v, [])
+    assert text == ("reproduced (better 2/2, worse 0/2; detectable difference 0.40-0.50 pp; 1 of 3 comparisons "
+                    "left out: they detect only differences above 2 pp)")
+
+
 def test_budget_scaling_keeps_at_least_50_topology_updates(tmp_path, capsys):
     p = book.validate("overall", quick_params("overall", store=str(tmp_path / "runs"), results=str(tmp_path / "r"),
                                               budget_minutes=0.1, seeds=[0, 1], sparsities=[0.5]))
