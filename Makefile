@@ -10,7 +10,7 @@ FMNIST_DEB := /usr/share/datasets/fashion-mnist
 FMNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
 export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install data test book browser bench sanity clean help
+.PHONY: install data test book lab browser imagemagick bench convergence clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (PROFILE=quick|paper|smoke)"
@@ -18,7 +18,8 @@ help:
 	@echo "make install  create .venv and install dstlib with its book and test extras"
 	@echo "make bench    run the benchmarks in benchmarks/"
 	@echo "make browser  install Debian chromium for the book page test, where missing"
-	@echo "make sanity   train the dense mlp and cnn on all of Fashion-MNIST and print their accuracy"
+	@echo "make lab      open the section notebooks in JupyterLab (same store and results as make book)"
+	@echo "make convergence  the quick profile's models after E and 3E epochs (book/reproducing.md)"
 
 install: $(VENV)/.installed
 
@@ -41,7 +42,7 @@ data:
 	echo "in a folder and set DSTLIB_DATA to it, or install the Debian package dataset-fashion-mnist."; \
 	exit 1
 
-test: install data browser
+test: install data browser imagemagick
 	$(BIN)/python -m pytest -q --timeout=900
 
 # Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/ (runs are shared
@@ -61,6 +62,9 @@ book: install data
 	$(BIN)/python -m dstlib.book summary results/$(PROFILE) book/sections/summary.md
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
+lab: install data
+	$(BIN)/jupyter lab notebooks/
+
 # Headless Chromium for the book's page test (Debian package chromium), installed where missing.
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
@@ -68,12 +72,22 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; } || \
 	  { echo "no chromium: install the Debian package chromium"; exit 1; }
 
+# ImageMagick's MagickWand for the Fashion-MNIST-C motion-blur oracle (Wand), installed where missing.
+imagemagick:
+	@ldconfig -p 2>/dev/null | grep -q libMagickWand || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagickwand-6.q16-6) >/dev/null; } || \
+	  echo "no MagickWand: the motion-blur oracle test will be skipped (Debian package libmagickwand-6.q16-6)"
+
 bench: install data
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_step.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_corruptions.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_cbar.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_mnist_c.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_cht.py
 
-sanity: install data
-	$(BIN)/python benchmarks/sanity.py
+convergence: install data
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/convergence.py
 
 clean:
 	rm -rf _build book/sections .pytest_cache
