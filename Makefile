@@ -44,17 +44,20 @@ data:
 test: install data browser
 	$(BIN)/python -m pytest -q --timeout=900
 
-# Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/ (sections that
-# share runs come first; spectral keeps per-epoch snapshots), then the verdict table of the introduction is
-# generated from results/$(PROFILE)/ and the book is built with warnings as errors.
+# Each notebook runs through papermill with params/$(PROFILE)/<name>.yaml into book/sections/ (runs are shared
+# through the store: each is trained once, by whichever section asks first), its parameter cells are hidden
+# (dstlib.book tidy), the front page's tables are generated from results/$(PROFILE)/, and the book is built
+# with warnings as errors. Training progress bars are off (TQDM_DISABLE): a log file gets one line per cell.
 SECTIONS := overall corruptions spectral spatial gradcam ood cost augmentation
+PAPERMILL_PROGRESS := $(shell [ -t 1 ] && echo --progress-bar || echo --no-progress-bar)
 book: install data
 	@test -d params/$(PROFILE) || { echo "PROFILE=$(PROFILE) has no folder params/$(PROFILE)"; exit 1; }
 	mkdir -p book/sections
 	@set -e; for name in $(SECTIONS); do \
 	  echo "running $$name ($(PROFILE))"; \
-	  TQDM_MININTERVAL=20 $(BIN)/papermill "notebooks/$$name.ipynb" "book/sections/$$name.ipynb" -f "params/$(PROFILE)/$$name.yaml" --cwd . -k python3 --progress-bar; \
+	  TQDM_DISABLE=1 $(BIN)/papermill "notebooks/$$name.ipynb" "book/sections/$$name.ipynb" -f "params/$(PROFILE)/$$name.yaml" --cwd . -k python3 $(PAPERMILL_PROGRESS); \
 	done
+	$(BIN)/python -m dstlib.book tidy $(SECTIONS:%=book/sections/%.ipynb)
 	$(BIN)/python -m dstlib.book summary results/$(PROFILE) book/sections/summary.md
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 

@@ -8,7 +8,9 @@ through it (papermill does not check types, so this module does).
 A run is identified by `spec.hash()`: the SHA-256 of the canonical spec, the
 sorted JSON of the fields that change the result. Left out of the hash: the
 device, the store path, the snapshot epochs and the per-epoch monitor size
-(they only keep copies of weights or accuracies along the way), and the sparsity options a method does not use (so a dense run
+(they only keep copies of weights or accuracies along the way), `sparse_kernels`
+(like the device, it changes how products are computed, and results only to
+float rounding), and the sparsity options a method does not use (so a dense run
 is the same run whatever `prune_rate` a notebook passes).
 
 This module imports no other module of dstlib.
@@ -24,7 +26,7 @@ from typing import Any, Mapping
 SPEC_VERSION = 2  # bump when the meaning of a stored run changes (2: sparsity schedules per method, numpy RNG)
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet")
-METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc")
+METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc", "chts")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AUGMENTATIONS = ("none", "crop_flip", "rrc_flip")
@@ -33,6 +35,9 @@ PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant", "cosine_floor")
 SOFT_BOUND_MODES = ("relative", "absolute")
 DROP_CRITERIA = ("magnitude", "magnitude_gradient")
 STEMS = ("auto", "small", "standard")
+TOPOLOGY_INITS = ("random", "csti", "bsw")
+CHT_SCORES = ("ch3_l3p", "ch3_l3n")
+CHT_REMOVALS = ("magnitude", "magnitude_soft")
 
 _MASK = ("sparsity", "distribution", "erk_power_scale", "dense_layers", "dense_first_layer",
          "sparse_classifier", "dense_patterns", "dense_types")
@@ -48,11 +53,13 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "granet_r": _MASK + _UPDATE + ("initial_density", "prune_end", "prune_interval"),
     "granet_g": _MASK + _UPDATE + ("initial_density", "prune_end", "prune_interval"),
     "acdc": _MASK + ("warmup", "phase", "final"),
+    "chts": _MASK + ("update_interval", "prune_rate", "prune_rate_decay", "update_end", "topology_init",
+                     "bsw_beta", "cht_score", "cht_removal", "chain_removal", "sparse_kernels"),
 }
 """The sparsity options (fields of RunSpec) each method reads."""
 
 SPARSITY_FIELDS = tuple(dict.fromkeys(f for opts in METHOD_OPTIONS.values() for f in opts))
-NOT_HASHED = ("snapshots", "monitor_size")
+NOT_HASHED = ("snapshots", "monitor_size", "sparse_kernels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +120,12 @@ class RunSpec:
     warmup: float = 0.1
     phase: float = 0.05
     final: float = 0.15
+    topology_init: str = "random"
+    bsw_beta: float = 0.25
+    cht_score: str = "ch3_l3p"
+    cht_removal: str = "magnitude"
+    chain_removal: bool = True
+    sparse_kernels: bool = False          # CSR products for masked Linear layers (not part of the run's identity)
     # kept along the way; not part of the run's identity (the weights do not depend on them)
     snapshots: tuple[int, ...] = ()
     monitor_size: int | None = None       # history's per-epoch test_acc on the first this many test images
@@ -131,6 +144,8 @@ class RunSpec:
     def canonical(self) -> dict[str, Any]:
         """The fields that define the run, as plain JSON types."""
         used = set(METHOD_OPTIONS[self.method])
+        if self.topology_init != "bsw":
+            used.discard("bsw_beta")  # read only by the BSW initialisation
         out: dict[str, Any] = {"spec_version": SPEC_VERSION}
         for f in dataclasses.fields(self):
             if f.name in NOT_HASHED or (f.name in SPARSITY_FIELDS and f.name not in used):
@@ -272,6 +287,10 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("warmup", *_range(0, 1, hi_open=True)),
     ("phase", *_range(0, 1, lo_open=True, hi_open=True)),
     ("final", *_range(0, 1, lo_open=True, hi_open=True)),
+    ("topology_init", *_choice(TOPOLOGY_INITS)),
+    ("bsw_beta", *_range(0, 1)),
+    ("cht_score", *_choice(CHT_SCORES)),
+    ("cht_removal", *_choice(CHT_REMOVALS)),
     ("snapshots", lambda v, s: all(1 <= e <= s.epochs for e in v), "epochs in [1, epochs]"),
     ("monitor_size", lambda v, s: v is None or v >= 1, "a positive integer or None (all test images)"),
 ]
@@ -345,6 +364,12 @@ HELP: dict[str, str] = {
     "warmup": "AC/DC: dense warm-up, fraction of training",
     "phase": "AC/DC: length of each compressed / decompressed phase, fraction of training",
     "final": "AC/DC: final compressed phase, fraction of training",
+    "topology_init": f"CHTs: initial topology: {', '.join(TOPOLOGY_INITS)} (csti: from the training images' pixel correlations)",
+    "bsw_beta": "CHTs: rewiring probability of the bipartite small-world initial topology",
+    "cht_score": f"CHTs: link-prediction score: {', '.join(CHT_SCORES)} (path-based, or the node-based approximation)",
+    "cht_removal": f"CHTs: removal: {', '.join(CHT_REMOVALS)} (|w|, or sampled by |w|^T)",
+    "chain_removal": "CHTs: also remove the links of neurons left without input or output",
+    "sparse_kernels": "CHTs: compute masked Linear layers with CSR kernels on the CPU (not part of the run's identity)",
     "snapshots": "epochs after which weights and masks are kept (not part of the run's identity)",
     "monitor_size": "per-epoch test accuracy on the first this many test images; none: all (not part of the run's identity)",
 }
@@ -367,7 +392,7 @@ DEVICES = ("cpu", "cuda", "cuda:<index>", "mps")
 # name: (kind, help). Kinds: str, int, float, bool, list[str], list[int], list[float].
 NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "profile": ("str", f"parameter profile, names the results folder results/<profile>: {', '.join(PROFILES)}"),
-    "model": ("str", "model: mlp, cnn, vgg16, resnet34 or any timm model name"),
+    "model": ("str", "model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name"),
     "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist need local files)"),
     "widths": ("list[int]", "hidden widths of mlp or channel widths of cnn; empty for the model's default"),
     "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}"),
@@ -389,16 +414,17 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "mixup": ("float", "mixup Beta(alpha, alpha) parameter of the augmented runs, > 0"),
     "confidence": ("float", "confidence of every interval and verdict, in (0, 1)"),
     "budget_minutes": ("float", "time this notebook may take on the reference CPU; 0 for no scaling"),
+    "workers": ("int", "runs trained in parallel processes; 0 for one per CPU core (1 on a GPU)"),
     "device": ("str", "torch device: cpu, cuda, cuda:<index> or mps"),
-    "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/"),
-    "results": ("str", "results folder; empty for results/<profile>"),
+    "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/ in the repository"),
+    "results": ("str", "results folder; empty for results/<profile>, or results/<profile>+<changes> for other values"),
     "train": ("bool", "train the runs the store lacks (False: stop with the missing run)"),
 }
 
 SECTION_PARAMS: dict[str, tuple[str, ...]] = {
     s: ("profile", "model", "dataset", "widths", "methods", "seeds", "epochs", "batch_size", "lr",
         "distribution", "update_interval", "train_subset", "n_test", "corruptions", "severities", "confidence",
-        "budget_minutes", "device", "store", "results", "train")
+        "budget_minutes", "workers", "device", "store", "results", "train")
     for s in SECTIONS
 }
 for _s in ("overall", "ood", "cost"):
@@ -418,6 +444,12 @@ def _nb_error(name: str, value: Any, allowed: str) -> ValueError:
 def _nb_coerce(name: str, value: Any, kind: str) -> Any:
     if kind.startswith("list["):
         item = kind[5:-1]
+        if isinstance(value, str):  # papermill's `-p seeds '[0, 1]'` passes the text: read it as YAML
+            import yaml
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise _nb_error(name, value, f"a list of {item}, e.g. [1, 2]") from None
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise _nb_error(name, value, f"a list of {item}")
         out = []
@@ -427,6 +459,16 @@ def _nb_coerce(name: str, value: Any, kind: str) -> Any:
             except ValueError:
                 raise _nb_error(name, value, f"a list of {item}") from None
         return out
+    if isinstance(value, str) and kind == "bool" and value.lower() in ("true", "false"):
+        value = value.lower() == "true"  # text from the command line (papermill -r, JSON files)
+    elif isinstance(value, str) and kind in ("int", "float"):
+        import yaml
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            value = parsed
     if kind == "bool":
         if not isinstance(value, bool):
             raise _nb_error(name, value, "True or False")
@@ -485,6 +527,8 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
         raise _nb_error("confidence", p["confidence"], "a number in (0, 1), e.g. 0.95")
     if p["budget_minutes"] < 0:
         raise _nb_error("budget_minutes", p["budget_minutes"], "a number >= 0 (0: no scaling)")
+    if p["workers"] < 0:
+        raise _nb_error("workers", p["workers"], "an integer >= 0 (0: one per CPU core)")
     if not p["severities"] or any(s not in (1, 2, 3, 4, 5) for s in p["severities"]) or \
             len(set(p["severities"])) != len(p["severities"]):
         raise _nb_error("severities", p["severities"], "a non-empty list of distinct values from 1, 2, 3, 4, 5")

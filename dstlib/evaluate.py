@@ -13,6 +13,16 @@ two tables only (`jpeg=False` turns it off, `jpeg=True` forces it).
 Alternatively `benchmark(name, severity) -> uint8 (N, C, H, W)` supplies the
 images of an on-disk benchmark (e.g. CIFAR-10-C) in test-set order.
 
+`suite="cbar"` evaluates ImageNet-C-bar / CIFAR-10-C-bar instead
+(`dstlib.corruptions.cbar`): the C-bar table by image size ("cifar" up to 84 px,
+so Fashion-MNIST, CIFAR and Tiny-ImageNet get CIFAR-10-C-bar's ten corruptions,
+"imagenet" above), `table` one of those two, the same JPEG rule (the saved
+ImageNet-C-bar files are JPEG quality 85).
+
+`mnist_c_accuracy` evaluates on Fashion-MNIST-C instead (one fixed corruption per
+image, 15 kinds; `dstlib.corruptions.fashion_mnist_c`): overall accuracy and
+accuracy per corruption.
+
 Robustness accuracy is the mean of the accuracy over corruptions and
 severities; clean accuracy is not part of it. Default corruptions
 (`default_corruptions`) follow the benchmark of the dataset's size: all 19
@@ -28,7 +38,8 @@ its weights. The key hashes the model identity (run id or weight hash) and
 everything that changes the result: dataset name and a hash of the evaluated
 images and labels, n_test, corruptions, severities, seed, table, jpeg option,
 the source (generated or the benchmark's name), `EVAL_VERSION` and the
-corruption code's `VERSION` when `dstlib.corruptions` defines one. Batch
+corruption code's `VERSION` when `dstlib.corruptions` defines one; for the
+C-bar suite also `suite` and the C-bar code's `CBAR_VERSION` instead. Batch
 size, device and progress do not enter it. netCDF3 (scipy engine) is used
 because it needs no HDF5 library.
 """
@@ -74,10 +85,16 @@ def _identity(ds, n: int) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16] + _hash_tensors([ds.labels[:n]])
 
 
-def default_corruptions(info) -> tuple[str, ...]:
+SUITES = ("common", "cbar")
+
+
+def default_corruptions(info, suite: str = "common") -> tuple[str, ...]:
     """The benchmark's set (module docstring): `NAMES` for the "cifar" table, `COMMON` otherwise;
-    without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data)."""
+    without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data). For
+    suite "cbar": the ten of the C-bar table for the image size."""
     import dstlib.corruptions as dc
+    if suite == "cbar":
+        return tuple(dc.cbar.LEVELS[dc.cbar.default_table(info.image_size, info.image_size)])
     names = tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(dc.COMMON)
     if info.channels == 1:
         names = tuple(n for n in names if n in dc.GRAY_NAMES)
@@ -121,7 +138,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
                batch_size: int = 256, device=None, *, table: str | None = None, jpeg: bool | None = None,
                cache_dir=None, benchmark: Callable[[str, int], torch.Tensor] | None = None,
-               benchmark_name: str | None = None, progress: bool = True) -> xr.Dataset:
+               benchmark_name: str | None = None, progress: bool = True, suite: str = "common") -> xr.Dataset:
     """Clean and corrupted accuracy with per-image correctness.
 
     `model`: an nn.Module or a `dstlib.store.Run`. `dataset`: an ImageSet or
@@ -134,18 +151,29 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     `eval_spec` (JSON), `model` and `key`. With `benchmark`, `seed`,
     `table` and `jpeg` are not used (the images are the benchmark's). Uses
     no_grad and eval mode (the model's mode is restored afterwards). A
-    cached result is returned without loading the model.
+    cached result is returned without loading the model. `suite`: "common" (the
+    ImageNet-C family) or "cbar" (ImageNet-C-bar / CIFAR-10-C-bar, names from
+    `CBAR_NAMES` or `CIFAR_CBAR_NAMES` as the table has them).
     """
     import dstlib.corruptions as dc
     from tqdm.auto import tqdm
 
+    if suite not in SUITES:
+        raise ValueError(f"suite={suite!r} is invalid; allowed: {', '.join(SUITES)}")
     ds = _dataset(dataset)
-    corruptions = default_corruptions(ds.info) if corruptions is None else tuple(corruptions)
+    corruptions = default_corruptions(ds.info, suite) if corruptions is None else tuple(corruptions)
     if not corruptions:
         raise ValueError("corruptions is empty; allowed: None (the benchmark's set) or names from dstlib.corruptions.NAMES")
+    if suite == "cbar":
+        table = dc.cbar.default_table(ds.info.image_size, ds.info.image_size) if table is None else table
+        if table not in dc.cbar.TABLE_NAMES:
+            raise ValueError(f"table={table!r} is invalid for suite='cbar'; allowed: None, {', '.join(dc.cbar.TABLE_NAMES)}")
+        allowed = tuple(dc.cbar.LEVELS[table])
+    else:
+        allowed = tuple(dc.NAMES)
     for c in corruptions:
-        if c not in dc.NAMES:
-            raise ValueError(f"corruptions contains {c!r}; allowed: {', '.join(dc.NAMES)}")
+        if c not in allowed:
+            raise ValueError(f"corruptions contains {c!r}; allowed (suite {suite!r}): {', '.join(allowed)}")
     if len(set(corruptions)) != len(corruptions):
         raise ValueError(f"corruptions={list(corruptions)!r} repeats a name; allowed: distinct names")
     if isinstance(severities, (str, bytes)) or not hasattr(severities, "__iter__"):
@@ -181,6 +209,8 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
             "seed": seed if generated else None, "table": table if generated else None,
             "jpeg": jpeg if generated else None, "source": "generated" if generated else benchmark_name,
             "corruptions_version": getattr(dc, "VERSION", None) if generated else None}
+    if suite == "cbar":  # only here, so the common suite's keys stay as they were
+        spec.update(suite="cbar", corruptions_version=getattr(dc, "CBAR_VERSION", None) if generated else None)
     folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
     ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
     key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
@@ -234,6 +264,105 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     out["accuracy"] = out["correct"].mean("image")
     out["clean_accuracy"] = out["clean_correct"].mean("image")
     out["robustness_accuracy"] = out["accuracy"].mean(("corruption", "severity"))
+    if path is not None:
+        _save(out, path)
+    return out
+
+
+MNIST_C_EVAL_VERSION = 1
+
+
+def mnist_c_accuracy(model, dataset="fashion_mnist", seed: int = 0, n_test: int | None = None, *,
+                     root=None, batch_size: int = 256, device=None, cache_dir=None,
+                     progress: bool = True) -> xr.Dataset:
+    """Accuracy on Fashion-MNIST-C (Weiss and Tonella; `dstlib.corruptions.mnist_c`): overall
+    and per corruption, with per-image correctness.
+
+    `model`: an nn.Module or a `dstlib.store.Run`; `dataset`: the clean Fashion-MNIST test
+    set (a name or an ImageSet). Without `root` the set is generated on the model's device,
+    batch by batch, as `fashion_mnist_c(x, seed, index=image positions)`: a pure function
+    of (image, index, seed), so every model sees the very same images (paired per image).
+    With `root` the images are read from a folder (`dstlib.data.corrupted.
+    read_fashion_mnist_c`: the published files or ours; `seed` is then unused); per
+    corruption results need our side file of corruption indices (the published set has
+    none: `accuracy_per_corruption` is then NaN). Returns `correct`, `clean_correct`,
+    `image_corruption` (position in FMNIST_C_NAMES, -1 unknown) and `label` (image);
+    `accuracy_per_corruption` and `count` (corruption: the 15 names); `accuracy`
+    (overall) and `clean_accuracy`; attrs `eval_spec`, `model`, `key`. Cached like
+    `robustness` (a Run's `eval` folder, else `cache_dir`).
+    """
+    import dstlib.corruptions as dc
+    from tqdm.auto import tqdm
+
+    ds = _dataset(dataset)
+    if ds.info.name != "fashion_mnist":
+        raise ValueError(f"dataset={ds.info.name!r} is invalid; allowed: fashion_mnist (its clean test set)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid; allowed: an int")
+    n = len(ds) if n_test is None else n_test
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(ds):
+        raise ValueError(f"n_test={n_test!r} is invalid; allowed: None or an int in [1, {len(ds)}]")
+    stored = known = None
+    if root is not None:
+        from dstlib.data.corrupted import fashion_mnist_c_corruptions, read_fashion_mnist_c
+        stored = read_fashion_mnist_c(root, "test")
+        if len(stored) < n or not torch.equal(stored.labels[:n], ds.labels[:n]):
+            raise ValueError(f"root={str(root)!r} holds {len(stored)} images whose labels are not those of the first "
+                             f"{n} clean test images; allowed: a Fashion-MNIST-C test split of the same images")
+        known = fashion_mnist_c_corruptions(root, "test")
+        if known is not None and known.shape != (len(stored),):
+            raise ValueError(f"root={str(root)!r}: corruption index of shape {tuple(known.shape)}; "
+                             f"expected ({len(stored)},)")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
+    run = model if _is_run(model) else None
+    if run is None and not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model is a {type(model).__name__}; allowed: an nn.Module or a dstlib.store.Run")
+    generated = stored is None
+    spec = {"version": MNIST_C_EVAL_VERSION, "benchmark": "fashion_mnist_c", "dataset": ds.info.name, "n_test": n,
+            "data": _identity(ds, n), "seed": seed if generated else None,
+            "source": "generated" if generated else "files:" + _identity(stored, n),
+            "corruptions_version": dc.mnist_c.MNIST_C_VERSION if generated else None}
+    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
+    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
+    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / f"mnist_c_{key}.nc" if folder is not None else None
+    if path is not None and path.exists():
+        return _load(path)
+
+    net = run.model() if run is not None else model
+    dev = _device_of(net, device)
+    was_training = net.training
+    net.eval()
+    labels = ds.labels[:n]
+    correct, clean = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    which = np.full(n, -1, dtype=np.int64)
+    if known is not None:
+        which[:] = known[:n].numpy()
+    try:
+        with torch.no_grad():
+            for st in tqdm(range(0, n, batch_size), disable=not progress, desc="fashion_mnist_c"):
+                stop = min(n, st + batch_size)
+                x, y = _batch(ds, st, stop).to(dev), labels[st:stop].to(dev)
+                clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
+                if generated:
+                    xc, c = dc.fashion_mnist_c(x, seed=seed, index=torch.arange(st, stop))
+                    which[st:stop] = c.cpu().numpy()
+                else:
+                    xc = stored.images[st:stop].to(dev)
+                correct[st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+    finally:
+        net.train(was_training)
+    names = list(dc.FMNIST_C_NAMES)
+    count = np.array([(which == k).sum() for k in range(len(names))])
+    per = np.array([correct[which == k].mean() if count[k] else np.nan for k in range(len(names))])
+    out = xr.Dataset({"correct": (("image",), correct), "clean_correct": (("image",), clean),
+                      "image_corruption": (("image",), which), "label": (("image",), labels.numpy()),
+                      "accuracy_per_corruption": (("corruption",), per), "count": (("corruption",), count)},
+                     coords={"image": np.arange(n), "corruption": names},
+                     attrs={"eval_spec": json.dumps(spec, sort_keys=True), "model": ident, "key": key})
+    out["accuracy"] = out["correct"].mean("image")
+    out["clean_accuracy"] = out["clean_correct"].mean("image")
     if path is not None:
         _save(out, path)
     return out

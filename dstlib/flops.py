@@ -268,7 +268,7 @@ def paper_factor(method: str, density: float, *, soft_bound: float = 0.1, soft_b
         raise ValueError(f"density={density!r} is invalid; allowed: a float in (0, 1]")
     if method == "dense":
         return 1.0
-    if method in ("static", "set", "rigl"):
+    if method in ("static", "set", "rigl", "chts"):
         return density
     if method in ("mest_r", "mest_g"):
         check_choice("soft_bound_mode", soft_bound_mode, ("relative", "absolute"))

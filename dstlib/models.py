@@ -1,6 +1,7 @@
 """Model registry: `create(name, dataset)` for our models and any timm model.
 
-Our models (`names()`): `mlp`, `cnn`, `vgg16`, `resnet34`. Any other name is
+Our models (`names()`): `mlp`, `lenet300_100`, `cnn`, `lenet5`, `vgg16`,
+`resnet34`. Any other name is
 looked up in timm and built without pretrained weights, with the dataset's
 channels and classes. Every model takes normalised float images (N, C, H, W)
 and returns logits; the classifier head of our models is the attribute
@@ -88,6 +89,48 @@ class MLP(nn.Module):
 def mlp(info, widths=(), small=True) -> nn.Module:
     """MLP, default 3 hidden layers of 1000 (the CHT paper's Fashion-MNIST MLP)."""
     return MLP(info.channels * info.image_size ** 2, widths or (1000, 1000, 1000), info.num_classes)
+
+
+@register("lenet300_100")
+def lenet300_100(info, widths=(), small=True) -> nn.Module:
+    """LeNet-300-100 (LeCun et al. 1998): 784-300-100-10 with ReLU, 0.27 M parameters on 28-px gray images.
+
+    The classic MLP of the sparse-training literature; the quick profile's fully connected model.
+    """
+    return MLP(info.channels * info.image_size ** 2, widths or (300, 100), info.num_classes)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with ReLU and max-pooling: conv5x5(c1, pad 2)-pool-conv5x5(c2)-pool, then FC 120-84-classes.
+
+    On 28-px images the first convolution pads by 2 (the classic 32-px input), so the second
+    produces 10x10 maps and the head reads c2 x 5 x 5 features; on 32-px images there is no padding.
+    """
+
+    def __init__(self, channels: int, image_size: int, widths: tuple[int, ...], num_classes: int):
+        super().__init__()
+        c1, c2 = widths
+        pad = max(0, (32 - image_size) // 2)
+        side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, c1, 5, padding=pad), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(c2 * side * side, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register("lenet5")
+def lenet5(info, widths=(), small=True) -> nn.Module:
+    """LeNet-5 (LeCun et al. 1998), default channels (6, 16): 61.7 k parameters on 28-px gray images.
+
+    The quick profile's convolutional model; `widths` = (c1, c2) widens both convolutions.
+    """
+    if widths and len(widths) != 2:
+        raise ValueError(f"widths={list(widths)!r} is invalid for lenet5; allowed: () or two channel counts (c1, c2)")
+    return LeNet5(info.channels, info.image_size, widths or (6, 16), info.num_classes)
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:

@@ -140,9 +140,12 @@ class Trainer:
         if cuda and any(isinstance(m, nn.Conv2d) for m in self.model.modules()):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(spec, self.model)
+        # CHTs's CSTI topology comes from the pixel correlations of the images trained on
+        features = ({"features": self.train_set.images}
+                    if spec.method == "chts" and spec.topology_init == "csti" else {})
         self.sparsifier = sparsity.create(spec.method, self.model, optimizer=self.optimizer,
                                           total_steps=spec.epochs * self.steps_per_epoch,
-                                          **spec.sparsity_options())
+                                          **spec.sparsity_options(), **features)
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.gen = torch.Generator().manual_seed(derive_seed(spec.seed, "train.data"))

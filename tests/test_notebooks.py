@@ -51,6 +51,17 @@ def test_notebook_is_paired_in_sync_and_has_no_outputs(section):
     assert f'book.validate("{section}", globals())' in nxt, "the cell after the parameters must validate them"
 
 
+@pytest.mark.parametrize("section", config.SECTIONS)
+def test_jupytext_sync_leaves_the_pair_unchanged(section, tmp_path):
+    # what JupyterLab's jupytext does on save: the committed .py must already be its canonical form
+    from jupytext.cli import jupytext as jupytext_cli
+    for name in (f"{section}.ipynb", f"{section}.py", "jupytext.toml"):
+        shutil.copy(NB / name, tmp_path / name)
+    os.utime(tmp_path / f"{section}.ipynb")  # the notebook is the newer file, as after a save
+    jupytext_cli(["--quiet", "--sync", str(tmp_path / f"{section}.ipynb")])
+    assert (tmp_path / f"{section}.py").read_text() == (NB / f"{section}.py").read_text()
+
+
 def test_no_other_notebooks_or_strays():
     names = {p.stem for p in NB.glob("*.ipynb")} | {p.stem for p in NB.glob("*.py")}
     assert names == set(config.SECTIONS)
@@ -98,9 +109,9 @@ def smoke(tmp_path_factory):
     base = tmp_path_factory.mktemp("smoke")
     out = {"base": base, "store": base / "runs", "results": base / "results", "sections": base / "book" / "sections"}
     out["sections"].mkdir(parents=True)
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TQDM_MININTERVAL")}
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TQDM_DISABLE")}
     os.environ["OMP_NUM_THREADS"] = saved["OMP_NUM_THREADS"] or "1"  # the kernels inherit these
-    os.environ["TQDM_MININTERVAL"] = "20"
+    os.environ["TQDM_DISABLE"] = "1"  # as make book
     for section in config.SECTIONS:
         params = yaml.safe_load((ROOT / "params/smoke" / f"{section}.yaml").read_text())
         params.update(store=str(out["store"]), results=str(out["results"]))
@@ -122,7 +133,8 @@ def test_smoke_notebook_saves_results_figures_verdict_and_provenance(smoke, sect
     text = json.dumps(nb)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert "Provenance" in text and "git commit" in text and "spec hash" in text
-    assert "Estimate on a 2-core CPU" in text  # the estimate is printed before training
+    assert "Estimate on this project's 2-core CPU" in text  # the estimate is printed before training
+    assert "These runs cannot support a verdict about the paper" in text  # said at the top of the page
     res = smoke["results"]
     ncs = list(res.glob(f"{section}_*.nc"))
     assert ncs, f"{section}: no netCDF results in {res}"
@@ -132,7 +144,7 @@ def test_smoke_notebook_saves_results_figures_verdict_and_provenance(smoke, sect
         assert ds.sizes and json.loads(ds.attrs["params"])["profile"] == "smoke"
     assert list(res.glob(f"{section}_*.png")), f"{section}: no figure"
     verdict = json.loads((res / f"{section}_verdict.json").read_text())
-    assert verdict["verdict"] and verdict["claim"]
+    assert verdict["claim"] and verdict["verdict"].startswith("no verdict: smoke run (trained on 256 of 60,000")
     # every run the section used is in the shared store and named in the provenance table
     ids = re.findall(r"\| `([0-9a-f]{16})` \|", text)
     assert ids and all((smoke["store"] / i / "manifest.json").is_file() for i in ids)
@@ -148,6 +160,17 @@ def test_bad_parameter_stops_before_compute_with_one_line(tmp_path):
     assert e.value.evalue.startswith("methods=['set', 'lottery'] is invalid; allowed:") and "rigl" in e.value.evalue
     assert "\n" not in e.value.evalue
     assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_unknown_parameter_name_stops_before_compute(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(str(NB / "spectral.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"modle": "resnet50", "store": str(tmp_path / "runs")},
+                                   cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    assert e.value.ename == "ValueError"
+    assert e.value.evalue.startswith("parameter 'modle' is unknown to the spectral notebook (did you mean model?)")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_dataset_without_local_files_stops_with_missing_data_error(tmp_path, monkeypatch):
@@ -207,6 +230,8 @@ def test_book_builds_offline_and_every_page_renders_in_chromium(smoke):
         shutil.copy(ROOT / name, base / name)
     for md in (ROOT / "book").glob("*.md"):
         shutil.copy(md, base / "book" / md.name)
+    subprocess.run([str(BIN / "python"), "-m", "dstlib.book", "tidy",
+                    *[str(smoke["sections"] / f"{s}.ipynb") for s in config.SECTIONS]], check=True)
     subprocess.run([str(BIN / "python"), "-m", "dstlib.book", "summary", str(smoke["results"]),
                     str(smoke["sections"] / "summary.md")], check=True)
     build = subprocess.run([str(BIN / "jupyter-book"), "build", str(base), "--warningiserror", "--keep-going"],
@@ -219,10 +244,26 @@ def test_book_builds_offline_and_every_page_renders_in_chromium(smoke):
     assert expected <= set(pages)
     # offline: nothing loaded from another host
     remote = re.compile(r"""<(?:script|link|img)[^>]+(?:src|href)=["'](?:https?:)?//""", re.I)
+    machine_path = re.compile(r"/tmp/|/root/|/home/|" + re.escape(str(base)) + "|" + re.escape(str(ROOT)))
     for page in expected:
         text = (html / page).read_text()
         assert not remote.findall(text), f"{page} loads {remote.findall(text)[:2]}"
         assert "mathjax" not in text.lower() or "cdn" not in text.lower()
+        # what a reader sees: no stderr, no tracebacks, no NaN in a table or output, no path of this machine
+        assert 'class="output stderr' not in text, f"{page} shows stderr"
+        assert "Traceback" not in text, f"{page} shows a traceback"
+        assert not re.search(r"<td>\s*(nan|NaN)\s*</td>|>\s*NaN\s*<", text), f"{page} shows NaN"
+        assert not machine_path.search(text), f"{page} shows a path of this machine: {machine_path.findall(text)[:3]}"
+        if page.startswith("book/sections/"):  # a section page names no installation (the prose may say `make`)
+            assert ".venv/" not in text and "site-packages" not in text, f"{page} shows the builder's environment"
+        if page.startswith("book/sections/"):
+            # code folded: every code cell is hidden or removed; figures are numbered and captioned
+            cells = re.findall(r'class="cell( [^"]*)? docutils container"', text)
+            assert cells and all("tag_hide-input" in c or "tag_remove-input" in c for c in cells), (page, cells)
+            captions = re.findall(r"<figcaption>(.*?)</figcaption>", text, re.S)
+            assert captions and all(re.search(r"Figure \d+", c) and re.search(r"the paper.s (Figure|Table)", c)
+                                    for c in captions), f"{page}: every figure is numbered and names the paper's"
+            assert "Verdict" in text and "claim" in text
     for css in html.rglob("*.css"):
         assert not re.search(r"url\((['\"]?)https?://", css.read_text(errors="ignore")), f"{css} fetches a remote url"
     # the verdict table made it into the introduction, with a link per section

@@ -43,6 +43,10 @@ Conventions:
   use luma (ITU-R 601). `saturate` leaves gray images unchanged at severities
   1-3 (a gray pixel has zero saturation) and only darkens them at 4-5, so it
   is left out of `GRAY_NAMES`, the set to evaluate 1-channel data on.
+- C-bar: the names of `CBAR_NAMES` (ImageNet-C-bar, 224 px) and `CIFAR_CBAR_NAMES`
+  (CIFAR-10-C-bar, 32 px) go through the same `corrupt` and `random_fields`, with
+  their own tables ("imagenet", "cifar") and code version `CBAR_VERSION`; see
+  `dstlib.corruptions.cbar`.
 """
 from __future__ import annotations
 
@@ -51,13 +55,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dstlib.corruptions import blur, digital, noise, weather
+from dstlib.corruptions import blur, cbar, digital, noise, weather
+from dstlib.corruptions.cbar import CBAR_NAMES, CBAR_VERSION, CIFAR_CBAR_NAMES
 from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVED_JPEG_QUALITY, STYLE,
                                        TABLE_NAMES, TABLES, default_table, params)
 
 __all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
-           "jpeg_roundtrip", "SAVED_JPEG_QUALITY"]
+           "jpeg_roundtrip", "SAVED_JPEG_QUALITY", "CBAR_NAMES", "CIFAR_CBAR_NAMES", "CBAR_VERSION",
+           "FMNIST_C_NAMES", "corrupt_mnist_c", "fashion_mnist_c", "fashion_mnist_c_choice", "mnist_c_fields"]
 
 VERSION = 4
 """Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
@@ -90,11 +96,12 @@ class _Ctx:
 
 
 def _check(x, name, severity, table):
-    if name not in _REGISTRY:
-        raise ValueError(f"name={name!r} is invalid; allowed: {', '.join(NAMES)}")
+    """Validate the arguments; returns the table to use (by image size where table is None)."""
+    if name not in _REGISTRY and name not in cbar.ALL_NAMES:
+        raise ValueError(f"name={name!r} is invalid; allowed: {', '.join(NAMES + cbar.ALL_NAMES)}")
     if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
         raise ValueError(f"severity={severity!r} is invalid; allowed: 1, 2, 3, 4, 5")
-    if table is not None and table not in TABLES:
+    if table is not None and table not in TABLES and name in _REGISTRY:
         raise ValueError(f"table={table!r} is invalid; allowed: None, {', '.join(TABLE_NAMES)}")
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x={type(x).__name__} is invalid; allowed: a uint8 torch.Tensor (N, C, H, W)")
@@ -104,6 +111,9 @@ def _check(x, name, severity, table):
         raise ValueError(f"x.shape={tuple(x.shape)} is invalid; allowed: (N, C, H, W) with C in {{1, 3}}")
     if x.shape[2] < 8 or x.shape[3] < 8:
         raise ValueError(f"x.shape={tuple(x.shape)} is invalid; allowed: H and W of at least 8 pixels")
+    if name in cbar.ALL_NAMES:
+        return cbar.check(x, name, table)
+    return table or default_table(x.shape[2], x.shape[3])
 
 
 def _index(index, n):
@@ -135,13 +145,14 @@ def random_fields(x: torch.Tensor, name: str, severity: int, seed: int = 0, tabl
     `offsets` (N, iterations, H, W, 2) as (dy, dx); motion_blur `angle` (degrees);
     snow `normal` (N, 1, H, W), `angle`; frost `frost_index`, `crop` (top, left);
     fog `plasma_u` (or a ready `plasma` map); spatter `normal`; elastic_transform
-    `affine`, `displacement`."""
-    _check(x, name, severity, table)
-    table = table or default_table(x.shape[2], x.shape[3])
+    `affine`, `displacement`; C-bar: the reference's parameter names (`cbar.FIELDS`)."""
+    table = _check(x, name, severity, table)
     return {k: v.cpu() for k, v in _draw(x, name, severity, seed, table, _index(index, x.shape[0])).items()}
 
 
 def _draw(x, name, severity, seed, table, index):
+    if name in cbar.ALL_NAMES:
+        return cbar.draw(image_seeds(seed, name, severity, index), name, x.shape[2])
     drawer = _REGISTRY[name][1]
     if drawer is None:
         return {}
@@ -160,12 +171,13 @@ is computed alone, so chunks change no value."""
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str | None = None,
             index=None, fields: dict | None = None) -> torch.Tensor:
     """Corrupt a batch of uint8 images (N, C, H, W); see the module docstring."""
-    _check(x, name, severity, table)
+    table = _check(x, name, severity, table)
     x = x.contiguous()  # every path works on contiguous NCHW memory and returns NCHW (JPEG: maybe channels_last)
-    table = table or default_table(x.shape[2], x.shape[3])
     idx = _index(index, x.shape[0])
     if fields is not None:  # a deterministic corruption has no fields: any given are ignored
-        fields = {k: torch.as_tensor(v) for k, v in fields.items()} if _REGISTRY[name][1] is not None else {}
+        fields = {k: torch.as_tensor(v) for k, v in fields.items()} if _stochastic(name) else {}
+        if name in cbar.ALL_NAMES:
+            cbar.check_fields(name, fields, x.shape[0])
     n, step = x.shape[0], max(1, CPU_CHUNK_PIXELS // (x.shape[2] * x.shape[3]))
     if x.device.type != "cpu" or n <= step:
         return _corrupt_chunk(x, name, severity, seed, table, idx, fields)
@@ -176,11 +188,17 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
     return out
 
 
+def _stochastic(name: str) -> bool:
+    return bool(cbar.FIELDS[name]) if name in cbar.ALL_NAMES else _REGISTRY[name][1] is not None
+
+
 def _corrupt_chunk(x, name, severity, seed, table, idx, fields):
     if fields is None:
         fields = _draw(x, name, severity, seed, table, idx)
     if x.shape[0] == 0:
         return x.clone()
+    if name in cbar.ALL_NAMES:
+        return cbar.apply(x, name, severity, table, {k: v.cpu() for k, v in fields.items()})
     apply = _REGISTRY[name][0]
     ctx = _Ctx(table, STYLE[table], tuple(x.shape[1:]), device=x.device, uint8=x)
     fdev = {k: (v.to(x.device) if k not in ("angle", "affine", "frost_index", "crop") else v.cpu())
@@ -197,8 +215,13 @@ def corrupt_as_saved(x: torch.Tensor, name: str, severity: int, seed: int = 0, t
                      index=None, jpeg: bool | None = None, quality: int = SAVED_JPEG_QUALITY) -> torch.Tensor:
     """`corrupt`, then the JPEG round trip (quality 85) the saved Tiny-ImageNet-C and
     ImageNet-C files went through; `jpeg=None` applies it for those two tables only."""
-    t = table or (default_table(x.shape[2], x.shape[3]) if isinstance(x, torch.Tensor) and x.ndim == 4 else None)
     y = corrupt(x, name, severity, seed=seed, table=table, index=index)
+    t = _check(x, name, severity, table)
     if jpeg is None:
         jpeg = SAVED_AS_JPEG[t]
     return jpeg_roundtrip(y, quality) if jpeg else y
+
+
+# Fashion-MNIST-C (Weiss and Tonella): its own 15 corruptions at fixed severities (mnist_c.py)
+from dstlib.corruptions.mnist_c import (FMNIST_C_NAMES, corrupt_mnist_c, fashion_mnist_c,  # noqa: E402
+                                        fashion_mnist_c_choice, mnist_c_fields)

@@ -14,6 +14,7 @@ sees the same images.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +103,11 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
               "imagenet": folders.read_imagenet}[name]
     paths = [Path(root)] if root is not None else _candidate_roots(name)
     official = "test" if split == "test" else "train"
-    data = reader(paths, official, INFO[name])
-    if split == "test":
+    if name in ("fashion_mnist", "cifar10", "cifar100"):  # a few files, decoded into memory
+        data = _read(reader, tuple(paths), official, name, _fingerprint(paths))
+    else:
+        data = reader(paths, official, INFO[name])
+    if split == "test" or (val_size == 0 and train_subset is None):
         return data
     n = len(data)
     if val_size >= n:
@@ -117,6 +121,27 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
             raise ValueError(f"train_subset={train_subset} is invalid; allowed: at most {len(rest)} images")
         rest = rest[:train_subset]
     return data.subset(rest.sort().values)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(reader, paths: tuple[Path, ...], split: str, name: str, fingerprint: tuple):
+    """The reader's result, kept for the process while the files stay the same (`fingerprint`): decoding
+    Fashion-MNIST's gzip files takes over a second, and a notebook, a worker or the tests ask for the same
+    split many times. The set is shared: never modify its tensors in place."""
+    return reader(list(paths), split, INFO[name])
+
+
+def _fingerprint(paths) -> tuple:
+    """(path, size, mtime) of every file in the roots and their subfolders (the in-memory datasets' few files)."""
+    out = []
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    folders += [d for root in folders for d in root.iterdir() if d.is_dir()]  # one level down, no deeper
+    for folder in folders:
+        for f in sorted(folder.iterdir()):
+            if f.is_file():
+                st = f.stat()
+                out.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _candidate_roots(name: str) -> list[Path]:

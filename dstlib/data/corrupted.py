@@ -8,7 +8,14 @@ Two layouts:
 - "folders" (Tiny-ImageNet-C, ImageNet-C, ImageNet-C-bar, ImageNet-3DCC):
   `<root>/<corruption>/<severity>/<class>/<file>`; classes are the sorted folder
   names (WordNet ids); severity folders are 1..5, or parameter values in
-  ImageNet-C-bar (pass the folder name as a string).
+  ImageNet-C-bar (pass the folder name as a string). ImageNet-C-bar's generator
+  names them by its level ("{:.2f}", e.g. `sparkles/1.00`); `read_folders` maps a
+  severity 1..5 to the five level folders in numeric order when no folder "1".."5"
+  is there.
+
+
+Fashion-MNIST-C (Weiss and Tonella, one corruption per image, no severities) has its
+own files: `read_fashion_mnist_c` (FMNIST_C_LAYOUT).
 """
 from __future__ import annotations
 
@@ -152,6 +159,8 @@ def read_folders(root, corruption: str, severity: int | str, dataset: str | None
     root = _root(root)
     folder = _corruption_path(root, corruption) / str(severity)
     if not folder.is_dir():
+        folder = _level_folder(root, corruption, severity) or folder
+    if not folder.is_dir():
         raise FileNotFoundError(f"severity={severity!r} not found under {folder.parent}; present: "
                                 f"{', '.join(severities(root, corruption)) or 'none'}; expected {FOLDER_LAYOUT}")
     found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -175,6 +184,22 @@ def read_folders(root, corruption: str, severity: int | str, dataset: str | None
     return CorruptedFolder(inf, files, torch.tensor(labels, dtype=torch.int64), classes)
 
 
+def _level_folder(root: Path, corruption: str, severity) -> Path | None:
+    """ImageNet-C-bar's generator names the severity folders by their level ("{:.2f}", rising
+    with the severity): with five numeric folders and none named 1..5, severity s is the
+    s-th in numeric order."""
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        return None
+    names = severities(root, corruption)
+    try:
+        [float(v) for v in names]
+    except ValueError:
+        return None
+    if len(names) != 5 or set(names) & {"1", "2", "3", "4", "5"}:
+        return None
+    return root / corruption / names[severity - 1]
+
+
 def read(root, corruption: str, severity, dataset: str | None = None, info: DatasetInfo | None = None):
     """Either layout, detected from the folder: an ImageSet (npy) or a CorruptedFolder."""
     if layout(root) == "npy":
@@ -182,5 +207,59 @@ def read(root, corruption: str, severity, dataset: str | None = None, info: Data
     return read_folders(root, corruption, severity, dataset=dataset, info=info)
 
 
+FMNIST_C_LAYOUT = ("fmnist-c-<split>.npy (uint8 N x 28 x 28) and fmnist-c-<split>-labels.npy, or the IDX files "
+                   "fmnist-c-<split>-ubyte[.gz] and fmnist-c-<split>-labels-ubyte[.gz], in <root>, <root>/npy, "
+                   "<root>/ubyte or <root>/generated/{npy,ubyte}")
+FMNIST_C_INDEX = "fmnist-c-{split}-corruption-index.npy"
+"""Our side file next to a generated Fashion-MNIST-C: int64 position in FMNIST_C_NAMES per image."""
+
+
+def _fmnist_c_file(root: Path, names: tuple[str, ...]) -> Path | None:
+    for d in (root, root / "npy", root / "ubyte", root / "generated" / "npy", root / "generated" / "ubyte"):
+        for name in names:
+            if (d / name).is_file():
+                return d / name
+    return None
+
+
+def read_fashion_mnist_c(root, split: str = "test") -> ImageSet:
+    """Fashion-MNIST-C (Weiss and Tonella) from a local folder: the published files (npy or
+    ubyte; their "-ubyte.gz" files are raw IDX, read either way) or what `python -m dstlib
+    corrupt --benchmark fashion_mnist_c` wrote. npy is preferred when both are present."""
+    from dstlib.data import info as lookup
+    from dstlib.data.fashion_mnist import read_idx
+
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is invalid; allowed: train, test")
+    if not root.is_dir():
+        raise FileNotFoundError(f"root={str(root)!r} is not a folder; expected {FMNIST_C_LAYOUT}")
+    npy = _fmnist_c_file(root, (f"fmnist-c-{split}.npy",))
+    lab = _fmnist_c_file(npy.parent, (f"fmnist-c-{split}-labels.npy",)) if npy is not None else None
+    if npy is not None and lab is not None:
+        images, labels = np.load(npy, allow_pickle=False), np.load(lab, allow_pickle=False)
+    else:
+        img = _fmnist_c_file(root, (f"fmnist-c-{split}-ubyte.gz", f"fmnist-c-{split}-ubyte"))
+        lab = _fmnist_c_file(root, (f"fmnist-c-{split}-labels-ubyte.gz", f"fmnist-c-{split}-labels-ubyte"))
+        if img is None or lab is None:
+            raise FileNotFoundError(f"Fashion-MNIST-C {split} split not found under {root}; expected {FMNIST_C_LAYOUT}")
+        npy, images, labels = img, read_idx(img), read_idx(lab)
+    if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{npy}: dtype {images.dtype} shape {images.shape}; expected {FMNIST_C_LAYOUT}")
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{lab}: {labels.dtype} {labels.shape} labels for {len(images)} images; "
+                         f"expected {FMNIST_C_LAYOUT}")
+    return ImageSet(lookup("fashion_mnist"), torch.from_numpy(np.ascontiguousarray(images)[:, None].copy()),
+                    torch.from_numpy(labels.astype(np.int64)))
+
+
+def fashion_mnist_c_corruptions(root, split: str = "test") -> torch.Tensor | None:
+    """Our per-image corruption index (FMNIST_C_INDEX) next to a Fashion-MNIST-C, or None
+    where there is none (the published set does not record it)."""
+    path = _fmnist_c_file(Path(root), (FMNIST_C_INDEX.format(split=split),))
+    return None if path is None else torch.from_numpy(np.load(path, allow_pickle=False).astype(np.int64))
+
+
 __all__ = ["layout", "corruptions", "severities", "read", "read_npy", "read_folders", "CorruptedFolder",
-           "NPY_LAYOUT", "FOLDER_LAYOUT"]
+           "NPY_LAYOUT", "FOLDER_LAYOUT", "read_fashion_mnist_c", "fashion_mnist_c_corruptions",
+           "FMNIST_C_LAYOUT", "FMNIST_C_INDEX"]

@@ -15,8 +15,12 @@ LAYOUT = ("the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, 
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file of unsigned bytes (magic 0x0000 08 <ndim>, big-endian sizes)."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    """Read one IDX file of unsigned bytes (magic 0x0000 08 <ndim>, big-endian sizes), gzipped
+    or not whatever its name says (Fashion-MNIST-C's "-ubyte.gz" files are not compressed)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
     if len(raw) < 4 or raw[0] or raw[1] or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise ValueError(f"{path}: not an IDX file of unsigned bytes (bad magic {raw[:4].hex()})")
     ndim = raw[3]

@@ -34,6 +34,10 @@ Methods (``METHODS``; names as in the paper, section 3):
   plus neuroregeneration (drop ``rate`` of the remaining, regrow as many).
 - ``acdc``: dense warm-up, alternating compressed (top-|w| at the target) /
   decompressed (all weights) phases, final compressed phase.
+- ``chts``: Cannistraci-Hebb soft training (paper section 6.1, MLPs only):
+  regrowth sampled in proportion to the CH3-L3 link-prediction score of each
+  layer's bipartite network, dead-neuron link removal, and a random, CSTI or
+  bipartite small-world initial topology (``dstlib.sparsity.cht``).
 
 Removal is by |w| for every method (paper section 3); ``drop_criterion=
 "magnitude_gradient"`` gives MEST's |w| + lambda |g|. Per layer, an update keeps
@@ -47,20 +51,24 @@ Per-method defaults (``update_end=None``, ``prune_rate_decay=None``), the
 paper first, the method's own code where the paper is silent:
 
 ====================  ==========  ============  ===========================================
-method                updates to  rate decay    source
+method                mutation    rate decay    source
+                      until
 ====================  ==========  ============  ===========================================
 set, rigl             75%         polynomial    rate: footnote 3; end: the paper gives
                                                 none, so RigL's code (ImageNet end 25k of
                                                 32k steps, rigl-torch's T_end = 0.75)
-mest_r, mest_g        the end     polynomial    section 3.2 (b_s reaches 0 "by the end of
-                                                training") and Tables 5-7 (1.10x SET's
-                                                FLOPs: the bound held to the end); MEST's
-                                                scripts stop at 75% (``update_end=0.75``)
+mest_r, mest_g        75%, bound  polynomial    bound: section 3.2 (b_s reaches 0 "by the
+                      to the end                end of training"), Tables 5-7 (1.10x SET's
+                                                FLOPs: held to the end); mutation: MEST's
+                                                scripts (epoch 120 of 160), after which
+                                                updates only prune (``MEST``)
 granet_r, granet_g    the end     cosine_floor  end: section 3.2 ("throughout training"),
                                                 GraNet's code; rate: GraNet's code (cosine
                                                 to 0.005), since the polynomial kept to the
                                                 end leaves ~9.5% dead weights (``GraNet``)
 acdc                  phases      -             AC/DC's ImageNet config
+chts                  75%         polynomial    rate: footnote 3; end: the CHT code's T_end
+                                                with its CHTs schedule (``cht``)
 ====================  ==========  ============  ===========================================
 
 "The end" is the last multiple of dT before the last step: no update ever
@@ -123,7 +131,16 @@ Options (defaults; source):
 - AC/DC: ``warmup`` 0.1, ``phase`` 0.05, ``final`` 0.15 (fractions; the
   shape of AC/DC's ImageNet config: 10 dense epochs, 5-epoch phases, final 15
   of 100 compressed; the paper is silent).
-- ``seed`` 0: the sparsifier's own numpy generator (masks, random regrowth, ties).
+- CHTs (``cht`` module docstring for formulas and sources):
+  ``topology_init`` "random" | "csti" | "bsw"; ``bsw_beta`` 0.25;
+  ``cht_score`` "ch3_l3p" (path-based) | "ch3_l3n" (node-based
+  approximation); ``cht_removal`` "magnitude" | "magnitude_soft";
+  ``chain_removal`` True; ``sparse_kernels`` False (CSR products for the
+  masked layers, ``dstlib.sparsity.kernels``); ``features``: the training
+  inputs (n, ...), needed for ``topology_init="csti"`` (a training loop
+  passes its training images).
+- ``seed`` 0: the sparsifier's own generators (numpy: masks, random regrowth, ties;
+  a torch.Generator: CHTs's draws).
 
 Under ``torch.distributed`` every rank takes rank 0's masks at creation and
 after each update (one broadcast per masked weight), so masks are identical.
@@ -133,9 +150,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import torch
 from torch import nn
 
-from dstlib.sparsity import distributions, masks, schedules
+from dstlib.sparsity import cht, distributions, kernels, masks, schedules
+from dstlib.sparsity.cht import CHTs
 from dstlib.sparsity.methods import (
     ACDC,
     MEST,
@@ -159,6 +178,7 @@ REGISTRY: dict[str, type] = {
     "granet_r": GraNet,
     "granet_g": GraNetG,
     "acdc": ACDC,
+    "chts": CHTs,
 }
 METHODS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -168,6 +188,8 @@ _METHOD_OPTIONS = {
     "granet_r": ("initial_density", "prune_end", "prune_interval"),
     "granet_g": ("initial_density", "prune_end", "prune_interval"),
     "acdc": ("warmup", "phase", "final"),
+    "chts": ("topology_init", "bsw_beta", "cht_score", "cht_removal", "chain_removal", "sparse_kernels",
+             "features"),
 }
 _ALL_METHOD_OPTIONS = tuple(dict.fromkeys(o for opts in _METHOD_OPTIONS.values() for o in opts))
 OPTIONS = (
@@ -245,6 +267,16 @@ def _validate(method: str, model: Any, optimizer: Any, total_steps: Any, opts: d
     _real("final", o("final", 0.15), 0.0, 1.0, True, True)
     if o("warmup", 0.1) + o("final", 0.15) > 1.0:
         raise ValueError(f"warmup + final: {o('warmup', 0.1) + o('final', 0.15)!r} exceeds 1")
+    _choice("topology_init", o("topology_init", "random"), cht.TOPOLOGY_INITS)
+    _real("bsw_beta", o("bsw_beta", 0.25), 0.0, 1.0, False, False)
+    _choice("cht_score", o("cht_score", "ch3_l3p"), cht.CHT_SCORES)
+    _choice("cht_removal", o("cht_removal", "magnitude"), cht.CHT_REMOVALS)
+    for flag in ("chain_removal", "sparse_kernels"):
+        if not isinstance(o(flag, False), bool):
+            raise ValueError(f"{flag}: {o(flag)!r} is not True or False")
+    if method == "chts" and o("topology_init") == "csti" and not torch.is_tensor(o("features")):
+        raise ValueError(f"features: {type(o('features')).__name__} is not a tensor of training inputs "
+                         "(n, ...); topology_init='csti' needs them")
     seed = o("seed", 0)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise ValueError(f"seed: {seed!r} is not an int")
@@ -274,5 +306,5 @@ def create(method: str, model: nn.Module, *, optimizer: Any = None, total_steps:
 
 __all__ = [
     "METHODS", "OPTIONS", "REGISTRY", "create", "Sparsifier", "Dense", "Static", "SET", "RigL",
-    "MEST", "MESTG", "GraNet", "GraNetG", "ACDC", "distributions", "masks", "schedules",
+    "MEST", "MESTG", "GraNet", "GraNetG", "ACDC", "CHTs", "cht", "distributions", "kernels", "masks", "schedules",
 ]

@@ -154,6 +154,8 @@ class Sparsifier:
         # not seeded with `seed` itself: that stream is the one a model initialised under
         # torch.manual_seed(seed) drew its weights from (see config.derive_seed)
         self.rng = np.random.default_rng(derive_seed(int(seed), "sparsity"))
+        # a second stream for methods that draw with torch (CHTs)
+        self.generator = torch.Generator().manual_seed(derive_seed(int(seed), "sparsity.torch"))
         self.configure(**method_options)
         self.last_update = schedules.last_update_step(self.total_steps, self.update_interval, self.update_end)
 
@@ -167,6 +169,7 @@ class Sparsifier:
         self.steps = 0
         self.updates = 0
         self._pending: int | None = None
+        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
         self.masks: dict[str, torch.Tensor] = {}
         for name, p, k in zip(self.names, self.params, self.counts(self.density_at(0))):
             self.masks[name] = masklib.random_mask(p.shape, k, self.rng, p.device)
@@ -457,6 +460,22 @@ class Sparsifier:
             changes.append((new.reshape(p.shape), n_keep + n_grow))
         self._commit(changes, dense_grad)
 
+    def _drop(self, i: int, p: torch.Tensor, active: torch.Tensor, n_drop: int) -> torch.Tensor:
+        """Bool mask of the ``n_drop`` positions of the bool mask ``active`` with the lowest drop score."""
+        out = torch.zeros_like(active)
+        if n_drop > 0:
+            pos = _positions(active.reshape(-1))
+            sel = masklib.select(self.drop_scores(p, pos), n_drop, largest=False, rng=self.rng)
+            out.view(-1)[pos[torch.from_numpy(sel).to(pos.device)]] = True
+        return out
+
+    def _buffer(self, i: int, slot: str) -> torch.Tensor:
+        """A float32 CPU tensor shaped like layer i's weight, kept for reuse (a subclass's scratch)."""
+        buf = self._buffers.get((i, slot))
+        if buf is None:
+            buf = self._buffers[(i, slot)] = torch.empty(self.shapes[i])
+        return buf
+
     def _scratch(self, i: int) -> torch.Tensor:
         """A float tensor shaped like layer i's weight; on the CPU one buffer reused by
         every layer (fresh multi-megabyte temporaries cost page faults)."""
@@ -552,6 +571,7 @@ class Sparsifier:
             "masks": {n: m.cpu().clone() for n, m in self.masks.items()},
             "ever_active": {n: m.cpu().clone() for n, m in self.ever_active.items()},
             "rng": self.rng.bit_generator.state,
+            "torch_rng": self.generator.get_state(),
             "updates": self.updates,
             "pending": self._pending,
             "density_sum": self._density_sum,
@@ -581,6 +601,7 @@ class Sparsifier:
         self.masks = {n: state["masks"][n].to(device=p.device, dtype=torch.bool).clone() for n, p in zip(self.names, self.params)}
         self.ever_active = {n: state["ever_active"][n].to(device=p.device, dtype=torch.bool).clone() for n, p in zip(self.names, self.params)}
         self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["torch_rng"])
         self.updates = int(state["updates"])
         self._pending = None if state["pending"] is None else int(state["pending"])
         self._density_sum = float(state["density_sum"])

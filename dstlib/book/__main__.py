@@ -1,0 +1,3 @@
+from dstlib.book.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""The sections' measurements over a plan's runs, as xarray Datasets with named dims.
+
+Every model of a section is evaluated on the very same images: the first
+`n_test` test images, clean and under each corruption, generated once
+(`CorruptedImages`) and shared, so comparisons are paired per image as well
+as per seed. Per-run results are cached in the run's folder (dstlib.evaluate,
+dstlib.spectral), so `prepare` can compute them in the worker process that
+trained the run and the notebook only reads them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from dstlib.book.plan import Plan, section_sparsities
+
+
+def run_of(plan: Plan, runs: Mapping[str, Any], method: str, sparsity: float, seed: int, **changes):
+    return runs[plan.spec(method, sparsity, seed, **changes).short_id()]
+
+
+def test_set(params: Mapping[str, Any]):
+    """(the test ImageSet, n) for the parameters' n_test."""
+    from dstlib import data
+    ds = data.load(params["dataset"], "test")
+    return ds, min(params["n_test"] or len(ds), len(ds))
+
+
+def corruptions_of(params: Mapping[str, Any], info) -> list[str]:
+    """The chosen corruptions; empty means the dataset's benchmark set (without saturate on gray images)."""
+    import dstlib.corruptions as dc
+    from dstlib import evaluate
+    if params["corruptions"]:
+        return list(params["corruptions"])
+    names = list(evaluate.default_corruptions(info))
+    return [c for c in names if c in dc.GRAY_NAMES] if info.channels == 1 else names
+
+
+def _stack(parts: Sequence, name: str, values: Sequence):
+    return xr.concat(list(parts), dim=xr.DataArray(list(values), dims=name, name=name))
+
+
+class CorruptedImages:
+    """Corrupted copies of the first n test images, generated once and shared by every model.
+
+    A pure function of (dataset, corruption, severity, image index, seed):
+    `dstlib.corruptions.corrupt_as_saved` with the dataset's table and index =
+    image positions, so the images are the very ones `evaluate.robustness`
+    would generate (JPEG-85 round trip for the tiny and imagenet tables). Kept in memory
+    and in `<store>/_corrupted/<key>.safetensors` (written atomically).
+    """
+
+    def __init__(self, ds, n: int, corruptions: Sequence[str], severities: Sequence[int], seed: int, root: Path):
+        self.ds, self.n, self.seed, self.table = ds, n, seed, ds.info.corruption_table
+        self.corruptions, self.severities = list(corruptions), list(severities)
+        import dstlib.corruptions as dc
+        ident = hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16]
+        # a fingerprint of the corruption code's output on a few images: cached copies and the evaluations
+        # keyed by `name` are not reused after a change to dstlib.corruptions
+        h, probe = hashlib.sha256(), ds.images[:min(4, n)]
+        for c in self.corruptions:
+            for s in self.severities:
+                h.update(dc.corrupt_as_saved(probe, c, s, seed=seed, table=self.table,
+                                             index=torch.arange(len(probe))).numpy().tobytes())
+        self.name = f"dstlib.corruptions seed={seed} data={ident} code={h.hexdigest()[:12]}"
+        self.folder = Path(root) / "_corrupted"
+        self._cache: dict = {}
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], root: Path) -> "CorruptedImages":
+        """The corrupted test images a section's parameters call for."""
+        ds, n = test_set(params)
+        return cls(ds, n, corruptions_of(params, ds.info), params["severities"], 0, root)
+
+    def _path(self, c: str, s: int) -> Path:
+        key = hashlib.sha256(f"{self.name}|{c}|{s}|{self.n}".encode()).hexdigest()[:16]
+        return self.folder / f"{key}.safetensors"
+
+    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
+        import dstlib.corruptions as dc
+        from safetensors.torch import load_file, save
+        from dstlib import io
+        if (corruption, severity) in self._cache:
+            return self._cache[corruption, severity]
+        path = self._path(corruption, severity)
+        if path.is_file():
+            x = load_file(path)["images"]
+        else:
+            parts = []
+            for st in range(0, self.n, 512):
+                x0 = self.ds.images[st:min(self.n, st + 512)]
+                parts.append(dc.corrupt_as_saved(x0, corruption, severity, seed=self.seed, table=self.table,
+                                                 index=torch.arange(st, st + len(x0))))
+            x = torch.cat(parts)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            io.atomic_save_bytes(path, save({"images": x.contiguous()}))
+        self._cache[corruption, severity] = x
+        return x
+
+
+# --- robustness -----------------------------------------------------------------------------------
+ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation")
+
+
+def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages) -> xr.Dataset:
+    """dstlib.evaluate.robustness of one run on the section's shared images (cached in the run's folder)."""
+    from dstlib import evaluate
+    return evaluate.robustness(run, images.ds, images.corruptions, images.severities, seed=0, n_test=images.n,
+                               benchmark=images, benchmark_name=images.name, progress=False,
+                               device=params["device"])
+
+
+def robustness(plan: Plan, runs: Mapping[str, Any], keys: Sequence[tuple]) -> xr.Dataset:
+    """Robustness of the runs named by `keys` [(method, sparsity, seed, changes dict), ...], stacked on dim `run`.
+
+    Variables: correct (run, corruption, severity, image), clean_correct (run, image), accuracy (run,
+    corruption, severity), clean_accuracy (run), robustness_accuracy (run).
+    """
+    images = CorruptedImages.of(plan.params, plan.store.root)
+    parts = []
+    for method, sparsity, seed, changes in keys:
+        r = run_robustness(run_of(plan, runs, method, sparsity, seed, **changes), plan.params, images)
+        parts.append(r[["correct", "clean_correct", "accuracy", "clean_accuracy", "robustness_accuracy"]])
+    return xr.concat(parts, dim="run")
+
+
+def grid(plan: Plan, runs: Mapping[str, Any], sparsities: Sequence[float] | None = None, **changes) -> xr.Dataset:
+    """Robustness over (method, sparsity, seed) for the sparse runs and (seed) for dense, as one Dataset.
+
+    Sparse variables: accuracy (method, sparsity, seed, corruption, severity), correct (..., image),
+    clean_accuracy and robustness_accuracy (method, sparsity, seed); the dense ones are prefixed `dense_` with
+    dims (seed, ...).
+    """
+    p = plan.params
+    sps = list(sparsities if sparsities is not None else section_sparsities(p))
+    seeds = list(p["seeds"])
+    keys = [("dense", 0.0, s, changes) for s in seeds]
+    keys += [(m, sp, s, changes) for m in p["methods"] for sp in sps for s in seeds]
+    r = robustness(plan, runs, keys)
+    nd = len(seeds)
+
+    def by_seed(i):
+        return r.isel(run=slice(i, i + nd)).drop_vars("run", errors="ignore").rename(run="seed").assign_coords(seed=seeds)
+
+    dense = by_seed(0)
+    per_method, i = [], nd
+    for _ in p["methods"]:
+        per_sp = []
+        for _ in sps:
+            per_sp.append(by_seed(i))
+            i += nd
+        per_method.append(_stack(per_sp, "sparsity", sps))
+    out = _stack(per_method, "method", p["methods"]).copy()
+    for v in ("correct", "clean_correct", "accuracy", "clean_accuracy", "robustness_accuracy"):
+        out[f"dense_{v}"] = dense[v]
+    return out.transpose("method", "sparsity", "seed", ...)
+
+
+def energy(plan: Plan) -> xr.DataArray:
+    """High-frequency energy each corruption adds (dstlib.spectral), on the plan's test images (at most 500)."""
+    from dstlib import spectral
+    ds, n = test_set(plan.params)
+    return spectral.high_frequency_energy(ds.images[:min(n, 500)], corruptions_of(plan.params, ds.info),
+                                          plan.params["severities"])
+
+
+# --- spectral --------------------------------------------------------------------------------------
+def run_curves(run, params: Mapping[str, Any]) -> xr.DataArray:
+    """Radius-accuracy of every snapshot of `run`, cached as <run>/eval/spectral_<key>.nc."""
+    from dstlib import io, spectral
+    from dstlib.book.report import load
+    ds, n = test_set(params)
+    radii = params["radii"]
+    key = hashlib.sha256(json.dumps({"run": run.id, "radii": [float(r) for r in radii], "n": n,
+                                     "data": hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest(),
+                                     "labels": ds.labels[:n].tolist(), "version": 1}).encode()).hexdigest()[:16]
+    path = Path(run.path) / "eval" / f"spectral_{key}.nc"
+    if path.is_file():
+        return load(path)["accuracy"]
+    r = spectral.radius_accuracy_during_training(run, ds, radii, n_test=n, progress=False, device=params["device"])
+    acc = r["accuracy"].astype(float)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.atomic_save_bytes(path, bytes(acc.to_dataset(name="accuracy").to_netcdf(engine="scipy")))
+    return acc
+
+
+def spectral_curves(plan: Plan, runs: Mapping[str, Any]) -> xr.Dataset:
+    """Radius-accuracy (model, seed, epoch, band, radius) for dense and each method at P['sparsity'], every snapshot."""
+    from dstlib import spectral
+    p = plan.params
+    ds, n = test_set(p)
+    models = ["dense"] + list(p["methods"])
+    acc = _stack([_stack([run_curves(run_of(plan, runs, m, p["sparsity"], seed), p) for seed in p["seeds"]],
+                         "seed", p["seeds"]) for m in models], "model", models)
+    return xr.Dataset({"accuracy": acc}, attrs={"max_radius": spectral.max_radius(*ds.images.shape[-2:]), "n_test": n})
+
+
+def attenuated_examples(plan: Plan, radii: Sequence[float], index: int = 0) -> xr.DataArray:
+    """One test image attenuated at each radius and band (the paper's Figure 6 illustration), pixels in [0, 1]."""
+    from dstlib import spectral
+    ds, _ = test_set(plan.params)
+    x = ds.images[index:index + 1].float() / 255
+    out = np.stack([np.stack([spectral.attenuate(x, float(r), b)[0, 0].numpy() for r in radii])
+                    for b in spectral.BANDS])
+    return xr.DataArray(out, dims=("band", "radius", "y", "x"), coords={"band": list(spectral.BANDS),
+                                                                        "radius": [float(r) for r in radii]})
+
+
+# --- spatial ---------------------------------------------------------------------------------------
+SPATIAL_BASELINES = ("pruned", "random")
+
+
+def baseline_masks(dense_net: torch.nn.Module, masks: Mapping[str, torch.Tensor], kind: str,
+                   seed: int) -> dict[str, torch.Tensor]:
+    """Masks with the same per-layer counts as `masks`, placed on the dense model's weights:
+    "pruned" keeps the largest |w| of each layer (one-shot magnitude pruning), "random" places them at random."""
+    from dstlib.config import derive_seed
+    from dstlib.sparsity import masks as masklib
+    weights = dict(dense_net.named_parameters())
+    gen = torch.Generator().manual_seed(derive_seed(seed, "book.spatial.random"))
+    out = {}
+    for name, m in masks.items():
+        w, k = weights[name].detach(), int(m.sum())
+        out[name] = (masklib.top_k_mask(w.abs().float(), k) if kind == "pruned"
+                     else masklib.random_mask(w.shape, k, gen)).bool()
+    return out
+
+
+def spatial_stats(plan: Plan, runs: Mapping[str, Any]) -> tuple[xr.Dataset, dict]:
+    """(summary (model, seed, layer), {model: kernels Dataset of seed 0's last conv layer}).
+
+    Models: dense, each method, and per method two baselines at the same per-layer counts built from the dense
+    run of the same seed: `<method> pruned` (dense, one-shot magnitude-pruned) and `<method> random` (dense
+    weights under a random mask). A dense network has no zeros, so DST is compared against these.
+    """
+    from dstlib import spatial
+    p = plan.params
+    names = ["dense"] + [f"{m}{suffix}" for m in p["methods"] for suffix in ("", " pruned", " random")]
+    rows: dict[str, list] = {n: [] for n in names}
+    heat = {}
+    for seed in p["seeds"]:
+        dense = run_of(plan, runs, "dense", 0.0, seed).model()
+        layers = spatial.conv_layers(dense)
+        rows["dense"].append(spatial.summary(dense))
+        if seed == p["seeds"][0]:
+            heat["dense"] = spatial.kernels(dense, layers[-1])
+        for m in p["methods"]:
+            run = run_of(plan, runs, m, p["sparsity"], seed)
+            net, masks = run.model(), run.masks
+            rows[m].append(spatial.summary(net, masks=masks))
+            for kind in SPATIAL_BASELINES:
+                bm = baseline_masks(dense, masks, kind, seed)
+                rows[f"{m} {kind}"].append(spatial.summary(dense, masks=bm))
+            if seed == p["seeds"][0]:
+                heat[m] = spatial.kernels(net, layers[-1], masks.get(f"{layers[-1]}.weight"))
+                bm = baseline_masks(dense, masks, "pruned", seed)
+                heat[f"{m} pruned"] = spatial.kernels(dense, layers[-1], bm.get(f"{layers[-1]}.weight"))
+    summary = _stack([_stack(rows[n], "seed", p["seeds"]) for n in names], "model", names)
+    return summary, heat
+
+
+# --- Grad-CAM, OOD, cost ---------------------------------------------------------------------------
+def gradcam_maps(plan: Plan, runs: Mapping[str, Any], corruption: str) -> xr.Dataset:
+    """Grad-CAM maps (model, seed, severity, image, y, x) on clean (severity 0) and corrupted test images; attention area."""
+    import dstlib.corruptions as dc
+    from dstlib import gradcam
+    p = plan.params
+    ds, _ = test_set(p)
+    k = p["n_images"]
+    clean = ds.images[:k]
+    images = {0: clean}
+    for s in p["severities"]:
+        images[s] = dc.corrupt(clean, corruption, s, seed=0, index=torch.arange(k))
+    models = ["dense"] + list(p["methods"])
+    per_model = []
+    for m in models:
+        per_seed = []
+        for seed in p["seeds"]:
+            net = run_of(plan, runs, m, p["sparsity"], seed).model()
+            per_sev = [gradcam.cams(net, images[s], ds.info).drop_vars("prediction") for s in images]
+            per_seed.append(_stack(per_sev, "severity", list(images)))
+        per_model.append(_stack(per_seed, "seed", p["seeds"]))
+    maps = _stack(per_model, "model", models)
+    pix = xr.DataArray(torch.stack([images[s] for s in images]).numpy()[:, :, 0],
+                       dims=("severity", "image", "y", "x"), coords={"severity": list(images)})
+    return xr.Dataset({"gradcam": maps, "attention_area": gradcam.attention_area(maps), "pixels": pix},
+                      attrs={"corruption": corruption})
+
+
+def ood_accuracy(plan: Plan, runs: Mapping[str, Any]) -> xr.Dataset:
+    """Accuracy (method, sparsity, seed, shift) and dense (seed, shift) on the clean test set and each rendition."""
+    from dstlib import evaluate
+    from dstlib.data import ood
+    p = plan.params
+    ds, n = test_set(p)
+    base = ds.subset(torch.arange(n))
+    sets = {"clean": base, **ood.renditions(base, p["renditions"])}
+
+    def acc(run):
+        net = run.model()
+        return xr.DataArray([float(evaluate.accuracy(net, s, progress=False)["accuracy"]) for s in sets.values()],
+                            dims="shift", coords={"shift": list(sets)})
+    seeds = p["seeds"]
+    dense = _stack([acc(run_of(plan, runs, "dense", 0.0, s)) for s in seeds], "seed", seeds)
+    sparse = _stack([_stack([_stack([acc(run_of(plan, runs, m, sp, s)) for s in seeds], "seed", seeds)
+                             for sp in p["sparsities"]], "sparsity", p["sparsities"]) for m in p["methods"]],
+                    "method", p["methods"])
+    return xr.Dataset({"accuracy": sparse, "dense_accuracy": dense})
+
+
+def costs(plan: Plan, runs: Mapping[str, Any]) -> xr.Dataset:
+    """Parameters, inference FLOPs (under the final masks) and training FLOPs (ours and the paper's rule) per run."""
+    from dstlib import data, flops
+    p = plan.params
+    info = data.info(p["dataset"])
+    size = (info.channels, info.image_size, info.image_size)
+    n_train = p["train_subset"] or len(data.load(p["dataset"], "train"))
+    models = [("dense", 0.0)] + [(m, s) for m in p["methods"] for s in p["sparsities"]]
+    rows = {k: [] for k in ("params", "inference_flops", "training_flops", "paper_training_flops")}
+    for m, sp in models:
+        per = {k: [] for k in rows}
+        for seed in p["seeds"]:
+            run = run_of(plan, runs, m, sp, seed)
+            net = run.model()
+            c = flops.count(net, size, run.masks)
+            tr = flops.training(net, size, run.history, samples_per_epoch=n_train, batch_size=p["batch_size"])
+            density = 1.0 if m == "dense" else 1 - sp
+            per["params"].append(c["params"])
+            per["inference_flops"].append(c["flops"])
+            per["training_flops"].append(tr["flops"])
+            per["paper_training_flops"].append(flops.paper_training(m, c["dense_flops"], n_train, p["epochs"], density))
+        for k in rows:
+            rows[k].append(per[k])
+    coords = {"model": [f"{m} {sp:g}" if m != "dense" else "dense" for m, sp in models], "seed": list(p["seeds"])}
+    ds = xr.Dataset({k: (("model", "seed"), np.asarray(v, dtype=float)) for k, v in rows.items()}, coords=coords)
+    return ds.assign_coords(method=("model", [m for m, _ in models]), sparsity=("model", [sp for _, sp in models]))
+
+
+# --- what a worker computes right after training a run --------------------------------------------
+def prepare(section: str, params: Mapping[str, Any], run, store_root: Path) -> None:
+    """Compute and cache the run's per-run results for `section`, so the notebook only reads them."""
+    if section in ROBUSTNESS_SECTIONS:
+        run_robustness(run, params, CorruptedImages.of(params, store_root))
+    elif section == "spectral":
+        run_curves(run, params)

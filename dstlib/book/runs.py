@@ -1,0 +1,94 @@
+"""Load or train a plan's runs, several at a time, each in its own worker process.
+
+Small models use a CPU core poorly from one process (a LeNet step is a few
+milliseconds of small matrix products), and two threads of one process lose
+much more than they gain when anything else runs beside them; so the runs a
+store lacks are trained by `Plan.workers` processes with
+`cpu_count // workers` threads each, and each worker also computes the
+run's per-run results (`measure.prepare`: its robustness evaluation or its
+radius-accuracy curves), which the notebook then reads from the cache. The
+corrupted test images every evaluation shares are generated first, by the
+same pool. On a GPU (or with `workers: 1`) everything runs in this process.
+A run is a pure function of its spec for a given number of threads (the
+thread count can change the order of floating-point sums, so weights trained
+with 1 and 2 threads agree only to rounding); the store trains each run once.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from dstlib.book import measure
+from dstlib.book.plan import Plan
+
+
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _corrupt_job(params: dict, root: str, corruption: str, severity: int, threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+    measure.CorruptedImages.of(params, root)(corruption, severity)
+
+
+def _run_job(section: str, params: dict, spec: dict, root: str, threads: int) -> str:
+    import torch
+    from dstlib.config import RunSpec
+    from dstlib.store import Store
+    torch.set_num_threads(threads)
+    run = Store(root).run(RunSpec.from_dict(spec), device=params["device"], progress=False)
+    measure.prepare(section, params, run, Store(root).root)
+    return run.id
+
+
+def _run_jobs(jobs: list, n: int, bar) -> None:
+    if n == 1:
+        import torch
+        before = torch.get_num_threads()
+        try:
+            for fn, args in jobs:
+                fn(*args, _threads(1))
+                bar.update(fn is _run_job)
+        finally:
+            torch.set_num_threads(before)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
+    with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+        futures = {pool.submit(fn, *args, _threads(n)): fn for fn, args in jobs}
+        try:
+            for f in as_completed(futures):
+                f.result()  # a failed run stops the section with its own error
+                bar.update(futures[f] is _run_job)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
+    """{spec short id: Run}: load every run of the plan, training (and preparing) the missing ones first."""
+    from tqdm.auto import tqdm
+    store = plan.store
+    todo = [s for s in plan.specs if not store.is_finished(s)]
+    if todo and not plan.params["train"]:
+        s = todo[0]
+        raise LookupError(f"train=False and run {s.short_id()} ({s.method}, sparsity {s.sparsity}, seed {s.seed}) "
+                          f"is not in {store.root}; allowed: train=True, or a store holding it")
+    if todo:
+        params = {k: v for k, v in plan.params.items() if not k.startswith("_")}
+        jobs = []
+        if plan.section in measure.ROBUSTNESS_SECTIONS:
+            images = measure.CorruptedImages.of(params, store.root)
+            jobs += [(_corrupt_job, (params, str(store.root), c, s)) for c in images.corruptions
+                     for s in images.severities if not images._path(c, s).is_file()]
+        jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]
+        n = plan.workers
+        quiet = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
+        bar = tqdm(total=len(todo), desc=f"training {plan.section}", disable=quiet, unit="run")
+        try:
+            _run_jobs(jobs, n, bar)
+        finally:
+            bar.close()
+    return {s.short_id(): store.run(s, train=False, device=plan.params["device"]) for s in plan.specs}
