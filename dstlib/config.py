@@ -352,7 +352,8 @@ HELP: dict[str, str] = {
     "prune_rate": "fraction of active weights dropped and regrown per update",
     "prune_rate_decay": f"decay of the prune rate: {', '.join(PRUNE_RATE_DECAYS)}; none: the method's own "
                         "(polynomial, GraNet cosine_floor)",
-    "update_end": "fraction of training after which the topology is frozen (none: the method's default)",
+    "update_end": "fraction of training after which drop-and-regrow stops (none: the method's: 0.75 for SET, RigL, "
+                  "MEST, CHTs; the end for GraNet; MEST's bound then still shrinks by pruning to the end)",
     "drop_criterion": f"drop score: {', '.join(DROP_CRITERIA)} (MEST's |w| + lambda |g|)",
     "drop_lambda": "lambda of the magnitude_gradient drop score",
     "soft_bound": "MEST: extra density at the start (see soft_bound_mode)",

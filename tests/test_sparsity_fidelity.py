@@ -407,16 +407,19 @@ def test_masked_sgd_equals_sgd_then_masking(kw):
             assert torch.count_nonzero(opt_f.state[p]["momentum_buffer"][~sp_f.masks[n]]) == 0
 
 
-def test_masked_sgd_is_bitwise_sgd_at_the_paper_settings():
-    """Momentum 0.9, weight decay, no Nesterov: the very values of torch.optim.SGD followed by masking."""
+def test_masked_sgd_follows_sgd_at_the_paper_settings():
+    """Momentum 0.9, weight decay, no Nesterov: torch.optim.SGD followed by masking, to float rounding
+    (the weight decay enters the momentum buffer after the masked gradient: one pass fewer)."""
     def run(cls):
         model = mlp()
         opt = cls(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         sp = S.create("set", model, optimizer=opt, total_steps=30, sparsity=0.5, update_interval=5)
         train(model, opt, sp, batches(30))
-        return [p.detach().clone() for p in model.parameters()]
+        return [p.detach().clone() for p in model.parameters()], sp.masks
 
-    assert all(torch.equal(a, b) for a, b in zip(run(torch.optim.SGD), run(_OtherSGD)))
+    (fused, m_f), (plain, m_p) = run(torch.optim.SGD), run(_OtherSGD)
+    assert all(torch.equal(m_f[n], m_p[n]) for n in m_f)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(fused, plain))
 
 
 def test_a_closure_step_falls_back_and_momentum_is_cleaned():

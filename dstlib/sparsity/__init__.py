@@ -75,9 +75,9 @@ chts                  75%         polynomial    rate: footnote 3; end: the CHT c
 follows the last optimiser step (its regrown weights would never train).
 
 Masked weights stay exactly zero. With ``torch.optim.SGD`` the mask is folded
-into the optimiser's momentum pass (``methods`` docstring: the weights on the
-mask get the values ``torch.optim.SGD`` gives them, momentum is zero off the
-mask); with any other optimiser the masks are re-applied after each step.
+into the optimiser's momentum pass (``optim``: SGD's update up to float
+rounding, momentum zero off the mask, no extra pass over the weights); with
+any other optimiser the masks are re-applied after each step.
 Newly grown weights start at zero and their optimiser state (every state
 tensor shaped like the weight: SGD momentum, Adam moments) is zeroed there,
 as is the state of dropped weights (RigL's code zeroes the momentum of new

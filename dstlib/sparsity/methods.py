@@ -17,11 +17,10 @@ and GraNet_r only by it (the JaxPruner pattern).
 Masked weights stay exactly zero between updates. With a ``torch.optim.SGD``
 (the paper's optimiser; not ``fused=True``, no closure) the mask is folded
 into the optimiser's own momentum pass: the masked weights are stepped by
-:meth:`Sparsifier._masked_sgd` (the same operations as ``torch.optim.SGD``
-with the gradient entering the momentum buffer through the mask), so their
-momentum is zero off the mask and no weight outside it moves; the weights on
-the mask get the very values ``torch.optim.SGD`` gives them. With any other
-optimiser ``step()`` re-applies the masks after the optimiser's step.
+``optim.masked_sgd`` (``torch.optim.SGD``'s update with the gradient entering
+the momentum buffer through the mask), so their momentum is zero off the mask
+and no weight outside it moves, at no more cost than SGD's own step. With any
+other optimiser ``step()`` re-applies the masks after the optimiser's step.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from dstlib.config import derive_seed
-from dstlib.sparsity import distributions, masks as masklib, schedules
+from dstlib.sparsity import distributions, masks as masklib, optim, schedules
 
 
 def _dist_ready() -> bool:
@@ -45,20 +44,20 @@ def _dist_ready() -> bool:
     )
 
 
-def _positions(flat: torch.Tensor) -> torch.Tensor:
-    """Flat positions of the True entries of a 1-D bool tensor (int64, on its device)."""
-    if flat.device.type == "cpu":  # numpy's flatnonzero is ~10x faster than torch.nonzero on the CPU
-        return torch.from_numpy(np.flatnonzero(flat.numpy()))
-    return flat.nonzero().reshape(-1)
+def _host(mask: torch.Tensor) -> np.ndarray:
+    """A bool mask as a flat numpy array (a view on the CPU). Selections run on the host:
+    numpy's flatnonzero, partition and fancy indexing cost a fraction of torch's on the CPU,
+    and every device then draws the very same positions."""
+    return mask.detach().reshape(-1).cpu().numpy()
 
 
-def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``t.flatten()[idx]`` in logical (row-major) order, whatever ``t``'s memory layout."""
-    return t.detach().reshape(-1).index_select(0, idx)
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.float().cpu().numpy()
+def _gather(t: torch.Tensor, idx: np.ndarray) -> np.ndarray:
+    """``t.flatten()[idx]`` in logical (row-major) order as float32 numpy, whatever ``t``'s
+    device, dtype or memory layout."""
+    if t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous():
+        return t.detach().numpy().reshape(-1).take(idx)
+    flat = t.detach().reshape(-1)
+    return flat.index_select(0, torch.from_numpy(idx).to(flat.device)).float().cpu().numpy()
 
 
 class Dense:
@@ -110,7 +109,7 @@ class Sparsifier:
     """
 
     name = "static"
-    #: Fraction of training after which topology updates stop, when ``update_end`` is None.
+    #: Fraction of training after which drop-and-regrow stops, when ``update_end`` is None.
     default_update_end = 1.0
     #: Prune-rate decay when ``prune_rate_decay`` is None.
     default_prune_rate_decay = "polynomial"
@@ -212,16 +211,16 @@ class Sparsifier:
             return 0.0
         return schedules.prune_rate(step, self.initial_prune_rate, self.prune_rate_decay, self.total_steps, self.last_update)
 
-    def drop_scores(self, p: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
-        """Scores of the active ``positions`` of ``p`` (higher = keep): |w|, or
+    def drop_scores(self, p: torch.Tensor, positions: np.ndarray) -> np.ndarray:
+        """Scores of the active flat ``positions`` of ``p`` (higher = keep): |w|, or
         ``magnitude_gradient``: |w| + lambda |g| (MEST)."""
-        score = _gather(p, positions).abs_()
+        score = np.abs(_gather(p, positions))
         if self.drop_criterion == "magnitude_gradient":
-            g = _gather(self._need_grad(p.grad), positions).abs_().nan_to_num_(nan=0.0, posinf=1e29)
-            score = score.float().add_(g.float(), alpha=self.drop_lambda)
-        return _numpy(score)
+            g = np.nan_to_num(np.abs(_gather(self._need_grad(p.grad), positions)), nan=0.0, posinf=1e29)
+            score += np.float32(self.drop_lambda) * g
+        return score
 
-    def grow_scores(self, p: torch.Tensor, positions: torch.Tensor) -> np.ndarray | None:
+    def grow_scores(self, p: torch.Tensor, positions: np.ndarray) -> np.ndarray | None:
         """Scores of the candidate ``positions`` of ``p`` (higher = grow); None: grow
         uniformly at random among them (the sparsifier's generator)."""
         return None
@@ -255,6 +254,7 @@ class Sparsifier:
         """The layers with a mask that is not full (full masks, AC/DC's dense phases, cost nothing)."""
         partial = [i for i, (n, k) in enumerate(zip(self.names, self.numels)) if self.active[n] < k]
         self._partial_idx = partial
+        self._plan = None  # the masked SGD step's layers per param group, rebuilt on use
         self._to_mask = [self.params[i] for i in partial]
         self._masks_to_apply = [self._mask_list[i] for i in partial]
         self._overall = sum(self.active.values()) / self.total if self.total else 1.0
@@ -314,15 +314,20 @@ class Sparsifier:
             h.remove()
 
     def _fusable_groups(self, args: tuple, kwargs: dict) -> list[tuple[dict, list[int]]] | None:
-        """(param group, layer indices) for the masked SGD step, or None where it does not apply."""
+        """(param group, layer indices with a gradient) for the masked SGD step, or None where it
+        does not apply. Which layers sit in which group is worked out once per topology."""
         opt = self.optimizer
         # args: (the optimiser, closure?), as Optimizer.step's hooks receive them
-        if type(opt) is not torch.optim.SGD or any(a is not None for a in args[1:]) or kwargs.get("closure") is not None:
+        if type(opt) is not torch.optim.SGD or (len(args) > 1 and args[1] is not None) \
+                or kwargs.get("closure") is not None:
             return None
-        partial = {id(self.params[i]): i for i in self._partial_idx}
+        if self._plan is None or self._plan[0] != len(opt.param_groups):
+            partial = {id(self.params[i]): i for i in self._partial_idx}
+            self._plan = (len(opt.param_groups), [
+                (group, [partial[id(p)] for p in group["params"] if id(p) in partial]) for group in opt.param_groups])
         out = []
-        for group in opt.param_groups:
-            idx = [partial[id(p)] for p in group["params"] if id(p) in partial and p.grad is not None]
+        for group, layers in self._plan[1]:
+            idx = [i for i in layers if self.params[i].grad is not None]
             if not idx:
                 continue
             if group.get("fused") or group.get("differentiable") or torch.is_tensor(group["lr"]) \
@@ -353,50 +358,12 @@ class Sparsifier:
             return
         for i, g in self._stash:
             self.params[i].grad = g
-        for group, idx in self._stash_groups:
-            self._masked_sgd(group, idx)
+        with torch.no_grad():
+            for group, idx in self._stash_groups:
+                optim.masked_sgd(group, [self.params[i] for i in idx], [self._mask_list[i] for i in idx],
+                                 self.optimizer.state)
         self._stash = None
         self._fused = True
-
-    @torch.no_grad()
-    def _masked_sgd(self, group: dict, idx: list[int]) -> None:
-        """``torch.optim.SGD``'s step for layers ``idx`` of ``group``, the gradient entering
-        the momentum buffer through the mask (``addcmul`` by the float mask: bitwise the
-        values of ``add`` on the mask, zero off it). Without momentum, or with Nesterov,
-        the update itself goes through the mask."""
-        lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
-        damp, nesterov, maximize = group["dampening"], group["nesterov"], group["maximize"]
-        params = [self.params[i] for i in idx]
-        fmasks = [self._mask_list[i] for i in idx]
-        grads = [p.grad for p in params]
-        if maximize:
-            grads = torch._foreach_neg(grads)
-        if wd != 0:
-            if maximize:
-                torch._foreach_add_(grads, params, alpha=wd)
-            else:
-                grads = torch._foreach_add(grads, params, alpha=wd)
-        if mom == 0:
-            torch._foreach_addcmul_(params, grads, fmasks, value=-lr)
-            return
-        state = self.optimizer.state
-        bufs, old, old_g, old_m = [], [], [], []
-        for p, g, f in zip(params, grads, fmasks):
-            buf = state[p].get("momentum_buffer")
-            if buf is None:
-                buf = state[p]["momentum_buffer"] = torch.mul(g, f)
-            else:
-                old.append(buf)
-                old_g.append(g)
-                old_m.append(f)
-            bufs.append(buf)
-        if old:
-            torch._foreach_mul_(old, mom)
-            torch._foreach_addcmul_(old, old_g, old_m, value=1 - damp)
-        if nesterov:
-            torch._foreach_addcmul_(params, torch._foreach_add(grads, bufs, alpha=mom), fmasks, value=-lr)
-        else:
-            torch._foreach_add_(params, bufs, alpha=-lr)
 
     # ----- the step ------------------------------------------------------
     def step(self, skipped: bool = False) -> None:
@@ -443,31 +410,28 @@ class Sparsifier:
             if n_drop == 0 and n_grow == 0:
                 changes.append(None)
                 continue
-            new = self.masks[name].reshape(-1).clone()
+            new = _host(self.masks[name]).copy()
             if n_drop > 0:
-                active = _positions(new)
-                sel = masklib.select(self.drop_scores(p, active), n_drop, largest=False, rng=self.rng)
-                new[active[torch.from_numpy(sel).to(active.device)]] = False
+                active = np.flatnonzero(new)
+                new[active[masklib.select(self.drop_scores(p, active), n_drop, largest=False, rng=self.rng)]] = False
             if n_grow > 0:
-                cand = _positions(~new)  # every position not kept, the just-dropped included
+                cand = np.flatnonzero(~new)  # every position not kept, the just-dropped included
                 scores = self.grow_scores(p, cand)
                 if scores is None:
-                    sel = self.rng.choice(cand.numel(), n_grow, replace=False)
+                    new[cand[self.rng.choice(cand.size, n_grow, replace=False)]] = True
                 else:
-                    sel = masklib.select(scores, n_grow, rng=self.rng)
+                    new[cand[masklib.select(scores, n_grow, rng=self.rng)]] = True
                     dense_grad = True
-                new[cand[torch.from_numpy(sel).to(cand.device)]] = True
-            changes.append((new.reshape(p.shape), n_keep + n_grow))
+            changes.append((torch.from_numpy(new).reshape(p.shape).to(p.device), n_keep + n_grow))
         self._commit(changes, dense_grad)
 
     def _drop(self, i: int, p: torch.Tensor, active: torch.Tensor, n_drop: int) -> torch.Tensor:
         """Bool mask of the ``n_drop`` positions of the bool mask ``active`` with the lowest drop score."""
-        out = torch.zeros_like(active)
+        out = np.zeros(active.numel(), dtype=bool)
         if n_drop > 0:
-            pos = _positions(active.reshape(-1))
-            sel = masklib.select(self.drop_scores(p, pos), n_drop, largest=False, rng=self.rng)
-            out.view(-1)[pos[torch.from_numpy(sel).to(pos.device)]] = True
-        return out
+            pos = np.flatnonzero(_host(active))
+            out[pos[masklib.select(self.drop_scores(p, pos), n_drop, largest=False, rng=self.rng)]] = True
+        return torch.from_numpy(out).reshape(active.shape).to(active.device)
 
     def _buffer(self, i: int, slot: str) -> torch.Tensor:
         """A float32 CPU tensor shaped like layer i's weight, kept for reuse (a subclass's scratch)."""
@@ -501,7 +465,7 @@ class Sparsifier:
                 new = changes[i][0] if changes[i] is not None else self.masks[name]
                 buf = new.to(torch.uint8)
                 torch.distributed.broadcast(buf, src=0)
-                changes[i] = (buf.bool(), int(torch.count_nonzero(buf)))
+                changes[i] = (buf.bool(), int(torch.count_nonzero(buf)))  # rank 0's count
             if changes[i] is None:
                 continue
             new, count = changes[i]
@@ -641,9 +605,9 @@ class GradientGrow:
 
     uses_gradient_grow = True
 
-    def grow_scores(self, p: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
-        g = _gather(self._need_grad(p.grad), positions).abs_()
-        return _numpy(g.nan_to_num_(nan=0.0, posinf=1e29))  # an inf/nan gradient must not break the selection
+    def grow_scores(self, p: torch.Tensor, positions: np.ndarray) -> np.ndarray:
+        # an inf/nan gradient must not break the selection
+        return np.nan_to_num(np.abs(_gather(self._need_grad(p.grad), positions)), nan=0.0, posinf=1e29)
 
 
 class RigL(GradientGrow, SET):
@@ -811,15 +775,14 @@ class ACDC(Sparsifier):
         counts = self.counts(self.density_at(step))
         changes = []
         for i, (name, p) in enumerate(zip(self.names, self.params)):
-            old = self.masks[name].reshape(-1)
-            new = torch.zeros_like(old)
+            new = np.zeros(p.numel(), dtype=bool)
             if counts[i] >= p.numel():
-                new.fill_(True)
+                new[:] = True
                 count = p.numel()
             else:
-                active = _positions(old)
+                active = np.flatnonzero(_host(self.masks[name]))
                 sel = masklib.select(self.drop_scores(p, active), counts[i], rng=self.rng)
-                new[active[torch.from_numpy(sel).to(active.device)]] = True
+                new[active[sel]] = True
                 count = sel.size
-            changes.append((new.reshape(p.shape), count))
+            changes.append((torch.from_numpy(new).reshape(p.shape).to(p.device), count))
         self._commit(changes, False)
