@@ -23,7 +23,7 @@ import json
 import math
 from typing import Any, Mapping
 
-SPEC_VERSION = 1  # bump when the meaning of a stored run changes
+SPEC_VERSION = 2  # bump when the meaning of a stored run changes (2: sparsity schedules per method, numpy RNG)
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet")
 METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc", "chts")
@@ -31,7 +31,8 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AUGMENTATIONS = ("none", "crop_flip", "rrc_flip")
 DISTRIBUTIONS = ("uniform", "erk")
-PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant")
+PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant", "cosine_floor")
+SOFT_BOUND_MODES = ("relative", "absolute")
 DROP_CRITERIA = ("magnitude", "magnitude_gradient")
 STEMS = ("auto", "small", "standard")
 TOPOLOGY_INITS = ("random", "csti", "bsw")
@@ -39,7 +40,7 @@ CHT_SCORES = ("ch3_l3p", "ch3_l3n")
 CHT_REMOVALS = ("magnitude", "magnitude_soft")
 
 _MASK = ("sparsity", "distribution", "erk_power_scale", "dense_layers", "dense_first_layer",
-         "sparse_classifier")
+         "sparse_classifier", "dense_patterns", "dense_types")
 _UPDATE = ("update_interval", "prune_rate", "prune_rate_decay", "update_end", "drop_criterion",
            "drop_lambda")
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -47,10 +48,10 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "static": _MASK,
     "set": _MASK + _UPDATE,
     "rigl": _MASK + _UPDATE,
-    "mest_r": _MASK + _UPDATE + ("soft_bound",),
-    "mest_g": _MASK + _UPDATE + ("soft_bound",),
-    "granet_r": _MASK + _UPDATE + ("initial_density", "prune_end"),
-    "granet_g": _MASK + _UPDATE + ("initial_density", "prune_end"),
+    "mest_r": _MASK + _UPDATE + ("soft_bound", "soft_bound_mode"),
+    "mest_g": _MASK + _UPDATE + ("soft_bound", "soft_bound_mode"),
+    "granet_r": _MASK + _UPDATE + ("initial_density", "prune_end", "prune_interval"),
+    "granet_g": _MASK + _UPDATE + ("initial_density", "prune_end", "prune_interval"),
     "acdc": _MASK + ("warmup", "phase", "final"),
     "chts": _MASK + ("update_interval", "prune_rate", "prune_rate_decay", "update_end", "topology_init",
                      "bsw_beta", "cht_score", "cht_removal", "chain_removal", "sparse_kernels"),
@@ -103,15 +104,19 @@ class RunSpec:
     dense_layers: tuple[str, ...] = ()
     dense_first_layer: bool = False
     sparse_classifier: bool = False
+    dense_patterns: tuple[str, ...] = ()  # fnmatch patterns over parameter names kept dense
+    dense_types: tuple[str, ...] = ()     # layer kinds (depthwise, squeeze_excite) or module class names kept dense
     update_interval: int = 100
     prune_rate: float = 0.1
-    prune_rate_decay: str = "polynomial"
+    prune_rate_decay: str | None = None   # None: the method's own (dstlib.sparsity)
     update_end: float | None = None
     drop_criterion: str = "magnitude"
     drop_lambda: float = 1.0
     soft_bound: float = 0.1
+    soft_bound_mode: str = "relative"     # MEST: soft_bound x target density, or an absolute density
     initial_density: float | None = None
     prune_end: float = 0.5
+    prune_interval: int | None = None     # GraNet: prune every this many steps; None = update_interval
     warmup: float = 0.1
     phase: float = 0.05
     final: float = 0.15
@@ -263,15 +268,22 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("erk_power_scale", lambda v, s: v > 0, "a number > 0"),
     ("update_interval", lambda v, s: v >= 1, "an integer >= 1"),
     ("prune_rate", *_range(0, 1, lo_open=True, hi_open=True)),
-    ("prune_rate_decay", *_choice(PRUNE_RATE_DECAYS)),
+    ("dense_patterns", lambda v, s: all(p.strip() for p in v), "non-empty name patterns"),
+    ("dense_types", lambda v, s: all(t.strip() for t in v),
+     "layer kinds (depthwise, squeeze_excite) or module class names"),
+    ("prune_rate_decay", lambda v, s: v is None or v in PRUNE_RATE_DECAYS,
+     f"None (the method's own) or one of {', '.join(PRUNE_RATE_DECAYS)}"),
     ("update_end", *_range(0, 1, lo_open=True, none_ok=True)),
     ("drop_criterion", *_choice(DROP_CRITERIA)),
     ("drop_lambda", lambda v, s: v >= 0, "a number >= 0"),
-    ("soft_bound", lambda v, s: v >= 0 and (1 - s.sparsity) * (1 + v) <= 1,
-     "a number >= 0 with target density x (1 + soft_bound) <= 1"),
+    ("soft_bound_mode", *_choice(SOFT_BOUND_MODES)),
+    ("soft_bound", lambda v, s: v >= 0 and (1 - s.sparsity) + (v if s.soft_bound_mode == "absolute"
+                                                               else (1 - s.sparsity) * v) <= 1 + 1e-12,
+     "a number >= 0 with target density + soft bound <= 1"),
     ("initial_density", lambda v, s: v is None or (1 - s.sparsity) <= v <= 1,
      "None or a number in [target density, 1]"),
     ("prune_end", *_range(0, 1, lo_open=True)),
+    ("prune_interval", lambda v, s: v is None or v >= 1, "a positive integer or None (update_interval)"),
     ("warmup", *_range(0, 1, hi_open=True)),
     ("phase", *_range(0, 1, lo_open=True, hi_open=True)),
     ("final", *_range(0, 1, lo_open=True, hi_open=True)),
@@ -333,16 +345,23 @@ HELP: dict[str, str] = {
     "erk_power_scale": "ERK power scale (1: RigL's ERK)",
     "dense_layers": "parameter names kept dense",
     "dense_first_layer": "keep the first conv/linear layer dense",
-    "sparse_classifier": "make the final classifier sparse as well",
+    "sparse_classifier": "make the final classifier sparse as well (the paper's ResNet50 on ImageNet, Table 8)",
+    "dense_patterns": "fnmatch patterns over parameter names kept dense, e.g. *.se.*",
+    "dense_types": "layer kinds (depthwise, squeeze_excite) or module class names kept dense",
     "update_interval": "topology update every this many optimiser steps (dT)",
     "prune_rate": "fraction of active weights dropped and regrown per update",
-    "prune_rate_decay": f"decay of the prune rate: {', '.join(PRUNE_RATE_DECAYS)}",
-    "update_end": "fraction of training after which the topology is frozen (none: the method's default)",
+    "prune_rate_decay": f"decay of the prune rate: {', '.join(PRUNE_RATE_DECAYS)}; none: the method's own "
+                        "(polynomial, GraNet cosine_floor)",
+    "update_end": "fraction of training after which drop-and-regrow stops (none: the method's: 0.75 for SET, RigL, "
+                  "MEST, CHTs; the end for GraNet; MEST's bound then still shrinks by pruning to the end)",
     "drop_criterion": f"drop score: {', '.join(DROP_CRITERIA)} (MEST's |w| + lambda |g|)",
     "drop_lambda": "lambda of the magnitude_gradient drop score",
-    "soft_bound": "MEST: extra density at the start, as a fraction of the target density",
+    "soft_bound": "MEST: extra density at the start (see soft_bound_mode)",
+    "soft_bound_mode": f"MEST: {', '.join(SOFT_BOUND_MODES)}: soft_bound is a fraction of the target density "
+                       "(paper: CIFAR, Tiny-ImageNet 0.1) or a density (ImageNet 0.02)",
     "initial_density": "GraNet: initial density (none: 0.8, or target + (1 - target) / 2 above 0.8)",
     "prune_end": "GraNet: fraction of training over which density falls to the target",
+    "prune_interval": "GraNet: gradual pruning every this many optimiser steps (none: update_interval)",
     "warmup": "AC/DC: dense warm-up, fraction of training",
     "phase": "AC/DC: length of each compressed / decompressed phase, fraction of training",
     "final": "AC/DC: final compressed phase, fraction of training",

@@ -396,7 +396,8 @@ class CHTs(SET):
         init = options.get("topology_init", "random")
         layers = masklib.sparse_weights(model, options.get("dense_layers", ()),
                                         options.get("dense_first_layer", False),
-                                        options.get("sparse_classifier", False))
+                                        options.get("sparse_classifier", False),
+                                        options.get("dense_patterns", ()), options.get("dense_types", ()))
         for name, p in layers:
             if p.ndim != 2:
                 raise ValueError(
@@ -430,6 +431,10 @@ class CHTs(SET):
         self.chain_removal = bool(chain_removal)
         self.sparse_kernels = bool(sparse_kernels)
 
+    def method_options(self) -> dict[str, Any]:
+        return {"topology_init": self.topology_init, "bsw_beta": self.bsw_beta, "cht_score": self.cht_score,
+                "cht_removal": self.cht_removal, "chain_removal": self.chain_removal}
+
     @torch.no_grad()
     def _initial_topology(self, init: str, corr: torch.Tensor | None, saved: list[torch.Tensor]) -> None:
         for p, w in zip(self.params, saved):
@@ -444,12 +449,12 @@ class CHTs(SET):
         self._sync_masks()
         self.ever_active = {n: m.clone() for n, m in self.masks.items()}
         self._refresh()
-        self._reset_state(None)
+        self._mask_state()
 
     def _chain(self, model: nn.Module) -> list[bool]:
         """``chained[l]``: sparse layer l+1 is the conv/linear layer right after layer l in module
         order and takes its outputs (sizes match): an MLP's layers feed each other in this order."""
-        order = [masklib._param_name(n) for n, _ in masklib._weighted_layers(model)]
+        order = [masklib._param_name(n, a) for n, _, a in masklib._weighted_layers(model)]
         pos = [order.index(n) for n in self.names]
         return [pos[l + 1] == pos[l] + 1 and self.params[l].shape[0] == self.params[l + 1].shape[1]
                 for l in range(len(self.names) - 1)] + [False]
@@ -485,5 +490,5 @@ class CHTs(SET):
                 keep = keep | soft_sample(scores, ~keep, n_grow, self.generator, scratch=self._buffer(i, "cht_keys"))
             new_masks[name] = keep
             counts.append(int(torch.count_nonzero(keep)))
-        used_grad = self.cht_removal == "magnitude" and self.drop_criterion == "magnitude_gradient"
-        self._commit(new_masks, used_grad, counts)
+        # CH scores are topological: no update reads the dense gradient
+        self._commit([(new_masks[n], c) for n, c in zip(self.names, counts)], False)

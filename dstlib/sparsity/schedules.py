@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import math
 
-PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant")
+PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant", "cosine_floor")
+SOFT_BOUND_MODES = ("relative", "absolute")
 
 #: Exponent of the paper's polynomial decay (Table 4, note 3).
 POLYNOMIAL_POWER = 0.01
+#: Floor of GraNet's cosine decay (``CosineDecay(..., eta_min=0.005)``, GraNet ``core.py`` / ``main.py``).
+COSINE_FLOOR = 0.005
 
 
 def last_update_step(total_steps: int, update_interval: int, end: float) -> int:
-    """The last multiple of ``update_interval`` not after ``end * total_steps`` (0 = no update)."""
-    end_step = math.floor(end * total_steps + 1e-9)
+    """The last multiple of ``update_interval`` not after ``end * total_steps`` and
+    before ``total_steps`` (0 = no update).
+
+    Never the last step itself: weights grown after the last optimiser step
+    would end training at zero while the masks count them as active.
+    """
+    end_step = min(math.floor(end * total_steps + 1e-9), total_steps - 1)
     return (end_step // update_interval) * update_interval
 
 
@@ -32,10 +40,17 @@ def prune_rate(step: int, initial: float, decay: str, total_steps: int, end_step
     - ``cosine``: ``p / 2 (1 + cos(pi step / end_step))``, RigL's
       ``drop_fraction_anneal='cosine'`` over the update window (``end_step``
       is the step of the last update), reaching 0 there;
+    - ``cosine_floor``: ``f + (p - f) / 2 (1 + cos(pi step / total_steps))``
+      with ``f = 0.005``, GraNet's ``CosineDecay`` (a cosine annealing from
+      the initial rate to 0.005 over the whole run);
     - ``constant``: ``p``.
     """
     if decay == "constant":
         return initial
+    if decay == "cosine_floor":
+        frac = min(max(step / total_steps, 0.0), 1.0)
+        floor = min(COSINE_FLOOR, initial)
+        return floor + 0.5 * (initial - floor) * (1.0 + math.cos(math.pi * frac))
     if decay == "polynomial":
         frac = min(max(step / total_steps, 0.0), 1.0)
         return initial * (1.0 - frac) ** POLYNOMIAL_POWER
@@ -47,20 +62,31 @@ def prune_rate(step: int, initial: float, decay: str, total_steps: int, end_step
     raise ValueError(f"prune_rate_decay: {decay!r} is not one of {', '.join(PRUNE_RATE_DECAYS)}")
 
 
-def mest_density(step: int, target: float, soft_bound: float, last_step: int, power: float = POLYNOMIAL_POWER) -> float:
+def soft_bound_density(target: float, soft_bound: float, mode: str = "relative") -> float:
+    """MEST's extra density ``b_s``: ``soft_bound * b`` ("relative"; paper A.3.2 for CIFAR
+    and Tiny-ImageNet: 10% of the target density, 0.3 starts at 0.33) or ``soft_bound``
+    itself ("absolute"; the paper's ImageNet run, 0.92 -> 0.90 at b = 0.9, b_s = 0.02)."""
+    if mode == "relative":
+        return soft_bound * target
+    if mode == "absolute":
+        return soft_bound
+    raise ValueError(f"soft_bound_mode: {mode!r} is not one of {', '.join(SOFT_BOUND_MODES)}")
+
+
+def mest_density(step: int, target: float, soft_bound: float, last_step: int, power: float = POLYNOMIAL_POWER,
+                 mode: str = "relative") -> float:
     """MEST's density with a soft memory bound: ``b + b_s (1 - step / last_step) ** power``.
 
-    ``b_s = soft_bound * b`` (paper A.3.2: 10% of the target density, so 0.3
-    starts at 0.33) decays polynomially to 0 at the last topology update
-    ``last_step``. The paper says only "polynomial"; we use its Table 4
-    exponent 0.01, which matches Tables 5-6 (MEST's training FLOPs are 1.10x
-    SET's at every density, i.e. the bound is held almost to the end). With no
-    update (``last_step == 0``) the run is at ``b`` throughout.
+    ``b_s`` from :func:`soft_bound_density` decays polynomially to 0 at the
+    last topology update ``last_step``. The paper says only "polynomial"; we
+    use its Table 4 exponent 0.01, which matches Tables 5-6 (MEST's training
+    FLOPs are 1.10x SET's at every density, i.e. the bound is held almost to
+    the end). With no update (``last_step == 0``) the run is at ``b`` throughout.
     """
     if last_step <= 0:
         return target
     frac = min(max(step / last_step, 0.0), 1.0)
-    return min(1.0, target * (1.0 + soft_bound * (1.0 - frac) ** power))
+    return min(1.0, target + soft_bound_density(target, soft_bound, mode) * (1.0 - frac) ** power)
 
 
 def granet_initial_density(target: float) -> float:
