@@ -184,18 +184,20 @@ def test_under_trained_models_fail_the_convergence_rule():
     assert plan.shortfalls == ["lenet300_100 trained 3 epochs, fewer than the 15 it needs to converge"]
 
 
-def test_a_large_detectable_difference_gives_no_verdict():
-    v = _verdicts(["better", "better"], mdd=0.03)
+def test_ties_with_a_large_detectable_difference_give_no_verdict():
+    v = _verdicts(["no detectable difference"] * 2, mdd=0.03)
     assert book.page_verdict(v, []) == "no verdict: too few seeds (the design detects only differences above " \
                                        "3.00 pp (more than 2 pp))"
 
 
-def test_comparisons_that_cannot_detect_2_pp_are_left_out_of_the_verdict_and_counted():
-    v = _verdicts(["better", "better", "worse"])
+def test_ties_that_cannot_detect_2_pp_are_left_out_of_the_verdict_and_counted():
+    v = _verdicts(["better", "better", "no detectable difference"])
     v["mdd"] = ("k", np.array([0.004, 0.005, 0.03]))
-    text = book.page_verdict(v, [])
-    assert text == ("reproduced (better 2/2, worse 0/2; detectable difference 0.40-0.50 pp; 1 of 3 comparisons "
-                    "left out: they detect only differences above 2 pp)")
+    assert book.page_verdict(v, []) == ("reproduced (better 2/2, worse 0/2; detectable difference 0.40-0.50 pp; "
+                                        "1 of 3 ties left out: they could detect only differences above 2 pp)")
+    # a detected difference counts whatever its MDD: its interval excludes zero
+    v = _verdicts(["worse", "worse"], mdd=0.03)
+    assert book.page_verdict(v, []).startswith("contradicted (better 0/2, worse 2/2")
 
 
 def test_budget_scaling_keeps_at_least_50_topology_updates(tmp_path, capsys):
