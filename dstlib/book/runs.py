@@ -79,8 +79,8 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
     if todo:
         params = {k: v for k, v in plan.params.items() if not k.startswith("_")}
         jobs = []
-        if plan.section in measure.ROBUSTNESS_SECTIONS:
-            images = measure.CorruptedImages.of(params, store.root)
+        images = measure.CorruptedImages.of(params, store.root) if plan.section in measure.ROBUSTNESS_SECTIONS else None
+        if images is not None:  # None: clips too many to keep, each evaluation makes its own
             jobs += [(_corrupt_job, (params, str(store.root), c, s)) for c in images.corruptions
                      for s in images.severities if not images._path(c, s).is_file()]
         jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]
