@@ -103,7 +103,7 @@ def is_video(info) -> bool:
     return getattr(info, "frames", 1) > 1
 
 
-def _corrupt_clips(ds, x, positions, name, severity, seed, table, temporal, videos):
+def corrupt_clips(ds, x, positions, name, severity, seed, table, temporal, videos):
     """Corrupted clips of ds at `positions` (clean clips x on the device). Temporal corruptions in "video" mode
     act on the whole videos (`videos()`: the batch's, decoded once and kept by the caller), then T frames are
     sampled; every other case acts on the clip."""
@@ -296,7 +296,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                 for i, c in enumerate(corruptions if generated else ()):
                     for j, s in enumerate(severities):
                         if video:
-                            xc = _corrupt_clips(ds, x, idx, c, s, seed, table, temporal, videos)
+                            xc = corrupt_clips(ds, x, idx, c, s, seed, table, temporal, videos)
                         else:
                             xc = dc.corrupt_as_saved(x, c, s, seed=seed, table=table, index=idx, jpeg=jpeg)
                         correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()

@@ -261,7 +261,8 @@ def test_rotate_turns_each_frame_by_its_own_integer_angle_in_range(s):
     for i in range(2):
         for f in range(6):
             img = x[i, f, 0].numpy()
-            match = [a for a in range(-m, m + 1) if np.array_equal(y[i, f, 0].numpy(), np.asarray(Image.fromarray(img).rotate(a)))]
+            match = [a for a in range(-m, m + 1)
+                     if np.array_equal(y[i, f, 0].numpy(), np.asarray(Image.fromarray(img).rotate(a)))]
             assert match, (i, f)
             seen.add(match[0])
     assert len(seen) > 1

@@ -143,7 +143,8 @@ def test_ucf101_clips_are_uniform_frames_resized_and_cached(ucf, monkeypatch, tm
         want = ucf101.preprocess(frames[ucf101.clip_indices(len(frames), 8)])
         assert torch.equal(clips[i], want)
         whole = test.videos([i])[0]
-        assert whole.shape == (len(frames), 3, 224, 224) and torch.equal(whole[ucf101.clip_indices(len(frames))], clips[i])
+        assert whole.shape == (len(frames), 3, 224, 224)
+        assert torch.equal(whole[ucf101.clip_indices(len(frames))], clips[i])
     cached = list((tmp_path / "cache").glob("ucf101_test01_8x224_*.npy"))
     assert len(cached) == 1
     # a second read takes the cache and decodes nothing

@@ -49,7 +49,8 @@ def test_video_networks_map_clips_to_logits(name):
 def test_reference_layouts():
     slow, i3d = models.create("slow_r50", "ucf101"), models.create("i3d_r50", "ucf101")
     assert slow.stem[0].kernel_size == (1, 7, 7) and i3d.stem[0].kernel_size == (5, 7, 7)
-    kt = lambda net: [[b.conv_a[0].kernel_size[0] for b in s] for s in net.stages if isinstance(s, nn.Sequential)]  # noqa: E731
+    def kt(net):
+        return [[b.conv_a[0].kernel_size[0] for b in s] for s in net.stages if isinstance(s, nn.Sequential)]
     assert kt(slow) == [[1] * 3, [1] * 4, [3] * 6, [3] * 3]
     assert kt(i3d) == [[3] * 3, [3, 1, 3, 1], [3, 1, 3, 1, 3, 1], [1, 3, 1]]
     assert isinstance(i3d.stages[1], nn.MaxPool3d) and i3d.stages[1].kernel_size == (2, 1, 1)
@@ -153,7 +154,8 @@ def test_video_robustness_is_paired_per_clip_and_cached(clip_run, monkeypatch):
                 xc = dc.corrupt_video(x, c, s, index=torch.arange(48))
             with torch.no_grad():
                 pred = net(data.normalize(xc, test.info)).argmax(1)
-            assert (pred == test.labels[:48]).numpy().tolist() == r["correct"].sel(corruption=c, severity=s).values.tolist()
+            got = r["correct"].sel(corruption=c, severity=s).values.tolist()
+            assert (pred == test.labels[:48]).numpy().tolist() == got
     # cached in the run's folder: no corruption is computed again
     monkeypatch.setattr(dc, "corrupt_video", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = evaluate.robustness(clip_run, test, names, (1, 4), n_test=48, progress=False)

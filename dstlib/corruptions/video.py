@@ -199,7 +199,8 @@ def _index(index, n: int) -> list[int]:
         return list(range(n))
     idx = torch.as_tensor(index)
     if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
-        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor of shape ({n},)")
+        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor "
+                         f"of shape ({n},)")
     if n and int(idx.min()) < 0:
         raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
     return idx.tolist()
