@@ -83,6 +83,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dstlib.corruptions import _rng
 
@@ -298,15 +299,29 @@ def rotation_source(angle: float, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(_rotation_np(float(angle), int(height), int(width)))
 
 
+@lru_cache(maxsize=512)
+def _rotation_index(angle: float, h: int, w: int, device: str) -> torch.Tensor:
+    """`rotation_source` on `device`, with H * W (a zero pixel appended to each plane) for black."""
+    src = rotation_source(angle, h, w)
+    return torch.where(src < 0, h * w, src).to(device)
+
+
 def _rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate frames (M, C, H, W) by angles (M,) (degrees, counter-clockwise), as PIL's rotate."""
+    """Rotate frames (M, C, H, W) by angles (M,) (degrees, counter-clockwise), as PIL's rotate: each frame's planes
+    (a zero pixel appended) gathered by the angle's source map (`gather` with the map broadcast over the planes:
+    on the CPU several times as fast as `index_select` on bytes)."""
     mm, c, h, w = x.shape
-    uniq, inv = torch.unique(angles.cpu(), return_inverse=True)
-    maps = torch.stack([rotation_source(float(a), h, w) for a in uniq.tolist()])
-    src = maps[inv].to(x.device)                                  # (M, H*W)
-    flat = torch.cat([x.reshape(mm, c, h * w), torch.zeros((mm, c, 1), dtype=x.dtype, device=x.device)], 2)
-    src = torch.where(src < 0, h * w, src)
-    return flat.gather(2, src.view(mm, 1, h * w).expand(mm, c, h * w)).view(mm, c, h, w)
+    flat = F.pad(x.reshape(mm * c, h * w), (0, 1))
+    angles = angles.cpu().tolist()
+    dev = str(x.device)
+    if len(set(angles)) == 1:
+        src = _rotation_index(float(angles[0]), h, w, dev)
+        return torch.gather(flat, 1, src.expand(mm * c, h * w)).view(mm, c, h, w)
+    out = torch.empty((mm * c, h * w), dtype=x.dtype, device=x.device)
+    for i, a in enumerate(angles):
+        rows = slice(i * c, (i + 1) * c)
+        torch.gather(flat[rows], 1, _rotation_index(float(a), h, w, dev).expand(c, h * w), out=out[rows])
+    return out.view(mm, c, h, w)
 
 
 def _translate(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -342,6 +357,12 @@ def _frames_corrupt(frames: torch.Tensor, image_name: str, p, seeds: list[int]) 
     return out
 
 
+def _frames_from(x: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """Clips (N, K, C, H, W) whose frame k is x[n, src[n, k]] (whole frames copied, not gathered per pixel)."""
+    rows = torch.arange(x.shape[0], device=x.device).view(-1, 1)
+    return x[rows, src.to(x.device)]
+
+
 # --- the entry point ------------------------------------------------------------------------------------
 def corrupt_video(x: torch.Tensor, name: str, severity: int, seed: int = 0, index=None, *,
                   frames: int | None = None, table: str | None = None) -> torch.Tensor:
@@ -353,8 +374,7 @@ def corrupt_video(x: torch.Tensor, name: str, severity: int, seed: int = 0, inde
     if frames is not None:
         if name in TEMPORAL:  # on the whole video, then the uniform sample
             src = frame_map(name, severity, length, seed, torch.tensor(idx, dtype=torch.int64))
-            src = src[:, uniform_indices(length, frames)].to(x.device)
-            return x.gather(1, src.view(n, frames, 1, 1, 1).expand(n, frames, *x.shape[2:]))
+            return _frames_from(x, src[:, uniform_indices(length, frames)])
         x = x[:, uniform_indices(length, frames).to(x.device)]
     return _corrupt_clips(x, name, severity, seed, idx, table)
 
@@ -365,8 +385,7 @@ def _corrupt_clips(x, name, severity, seed, idx, table):
     if n == 0:
         return x.clone()
     if name in TEMPORAL:
-        src = frame_map(name, severity, t, seed, torch.tensor(idx, dtype=torch.int64)).to(x.device)
-        return x.gather(1, src.view(n, t, 1, 1, 1).expand_as(x))
+        return _frames_from(x, frame_map(name, severity, t, seed, torch.tensor(idx, dtype=torch.int64)))
     if name in PER_FRAME:
         y = _frames_corrupt(x.reshape(n * t, c, h, w), PER_FRAME[name], p, frame_seeds(seed, name, severity, idx, t))
         return y.view(n, t, c, h, w)
