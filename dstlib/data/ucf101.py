@@ -23,8 +23,9 @@ crop of area 0.5-1 and a flip from them (the reference crops the native
 320 x 240 frame instead). Whole videos (`ClipSet.videos`) get every frame
 the same transform.
 
-Decoding all clips of a split takes long (13,320 videos), so it runs once in
-`workers` processes and the uint8 clips are cached as a .npy file in
+Whole videos (for the temporal corruptions) are decoded on request, a batch's
+videos in threads. Decoding all clips of a split takes long (13,320 videos), so
+it runs once in `workers` processes and the uint8 clips are cached as a .npy file in
 `$DSTLIB_CACHE` or `<root>/.dstlib_cache` (written to a temporary name and
 renamed), memory-mapped on later reads.
 """
@@ -225,7 +226,10 @@ def read(roots: list[Path], split: str, info, fold: int = 1):
         files, labels = entries(root, split, fold)
 
         def videos(index: torch.Tensor, files=files) -> list[torch.Tensor]:
-            return [read_video(files[int(i)], RESIZE, info.image_size) for i in index]
+            from concurrent.futures import ThreadPoolExecutor  # PyAV and torch release the GIL while they work
+            paths = [files[int(i)] for i in index]
+            with ThreadPoolExecutor(max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+                return list(pool.map(lambda f: read_video(f, RESIZE, info.image_size), paths))
         return ClipSet(info, None, labels, read_videos=videos,
                        load_clips=lambda: cached_clips(root, files, split, fold, info.frames, info.image_size))
     raise FileNotFoundError(f"UCF101 not found in {', '.join(tried)}; expected {LAYOUT} "
