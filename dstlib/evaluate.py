@@ -64,6 +64,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from dstlib.config import TEMPORAL_MODES
+
 EVAL_VERSION = 2  # bump when the meaning of a cached evaluation changes (2: table from info, JPEG as saved)
 
 
@@ -95,7 +97,6 @@ def _identity(ds, n: int) -> str:
 
 
 SUITES = ("common", "cbar")
-TEMPORAL_MODES = ("video", "clip")
 
 
 def is_video(info) -> bool:
@@ -103,8 +104,8 @@ def is_video(info) -> bool:
     return getattr(info, "frames", 1) > 1
 
 
-def corrupt_clips(ds, x, positions, name, severity, seed, table, temporal, videos):
-    """Corrupted clips of ds at `positions` (clean clips x on the device). Temporal corruptions in "video" mode
+def corrupt_clips(x, positions, name, severity, seed, table, temporal, videos):
+    """Corrupted copies of the clean clips x (on the device) at dataset `positions`. Temporal corruptions in "video" mode
     act on the whole videos (`videos()`: the batch's, decoded once and kept by the caller), then T frames are
     sampled; every other case acts on the clip."""
     import dstlib.corruptions as dc
@@ -296,7 +297,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                 for i, c in enumerate(corruptions if generated else ()):
                     for j, s in enumerate(severities):
                         if video:
-                            xc = corrupt_clips(ds, x, idx, c, s, seed, table, temporal, videos)
+                            xc = corrupt_clips(x, idx, c, s, seed, table, temporal, videos)
                         else:
                             xc = dc.corrupt_as_saved(x, c, s, seed=seed, table=table, index=idx, jpeg=jpeg)
                         correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()

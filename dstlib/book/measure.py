@@ -154,8 +154,8 @@ class CorruptedClips(CorruptedImages):
             if not held:
                 held.append(self.ds.videos(torch.arange(start, stop)))
             return held[0]
-        return evaluate.corrupt_clips(self.ds, self.ds.images[start:stop], torch.arange(start, stop), corruption,
-                                       severity, self.seed, self.table, self.temporal, videos)
+        return evaluate.corrupt_clips(self.ds.images[start:stop], torch.arange(start, stop), corruption, severity,
+                                      self.seed, self.table, self.temporal, videos)
 
     def __call__(self, corruption: str, severity: int) -> torch.Tensor:
         from safetensors.torch import load_file, save
@@ -183,9 +183,9 @@ def clip_examples(plan: Plan, severity: int, index: int = 0) -> xr.DataArray:
     if shared is not None and severity in shared.severities:
         clips = [shared(c, severity)[index] for c in names]
     else:
-        clips = [evaluate.corrupt_clips(ds, ds.images[index:index + 1], torch.tensor([index]), c, severity, 0,
-                                         ds.info.corruption_table, plan.params["temporal"],
-                                         lambda: ds.videos([index]))[0] for c in names]
+        clips = [evaluate.corrupt_clips(ds.images[index:index + 1], torch.tensor([index]), c, severity, 0,
+                                        ds.info.corruption_table, plan.params["temporal"],
+                                        lambda: ds.videos([index]))[0] for c in names]
     x = torch.stack([ds.images[index]] + clips).permute(0, 1, 3, 4, 2).float().numpy() / 255
     return xr.DataArray(x, dims=("corruption", "frame", "y", "x", "channel"), coords={"corruption": ["clean", *names]},
                         attrs={"severity": severity, "label": int(ds.labels[index])})
