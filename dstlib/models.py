@@ -1,7 +1,8 @@
 """Model registry: `create(name, dataset)` for our models and any timm model.
 
 Our models (`names()`): `mlp`, `lenet300_100`, `cnn`, `lenet5`, `vgg16`,
-`resnet34`. Any other name is
+`resnet34`, and the video networks of `dstlib.video_models` (`slow_r50`,
+`i3d_r50`, `r3d50`, `cnn3d`), which take clips (N, C, T, H, W). Any other name is
 looked up in timm and built without pretrained weights, with the dataset's
 channels and classes. Every model takes normalised float images (N, C, H, W)
 and returns logits; the classifier head of our models is the attribute
@@ -276,3 +277,6 @@ def _small_input_stem(model: nn.Module) -> None:
     pool = getattr(model, "maxpool", None)
     if isinstance(pool, nn.MaxPool2d):
         model.maxpool = nn.Identity()
+
+
+from dstlib import video_models  # noqa: E402,F401  (registers the video networks)

@@ -1,6 +1,7 @@
 """The training loop: one `Trainer` per run spec, advanced an epoch at a time.
 
-Per batch: augment (on the device, uint8), normalise, optional mixup, forward,
+Per batch: augment (on the device, uint8; clips (N, T, C, H, W) get one crop
+and flip per clip), normalise, optional mixup, forward,
 cross-entropy with label smoothing, backward, optimiser step, then
 `sparsifier.step()`, which re-applies the masks and, on its update steps,
 changes the topology from the weights and the dense `.grad` of the step just
@@ -98,6 +99,17 @@ def resized_crop_flip(x: torch.Tensor, gen: torch.Generator, scale=(0.08, 1.0), 
 
 
 AUGMENT: dict[str, Callable | None] = {"none": None, "crop_flip": crop_flip, "rrc_flip": resized_crop_flip}
+CLIP_RRC_SCALE = (0.5, 1.0)  # the video reference's RandomResizedCrop(224, scale=(0.5, 1.0))
+
+
+def augment_batch(augment: Callable, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """`augment` on images (N, C, H, W), or on clips (N, T, C, H, W) with one crop and flip per clip, the same
+    for all its frames (rrc_flip then takes area scale CLIP_RRC_SCALE, the video reference's)."""
+    if x.ndim != 5:
+        return augment(x, gen)
+    n, t, c, h, w = x.shape
+    kwargs = {"scale": CLIP_RRC_SCALE} if augment is resized_crop_flip else {}
+    return augment(x.reshape(n, t * c, h, w), gen, **kwargs).view(n, t, c, h, w)
 
 
 @torch.no_grad()
@@ -130,7 +142,7 @@ class Trainer:
         self.info = self.train_set.info
         if not hasattr(self.train_set, "images"):
             raise ValueError(f"dataset={spec.dataset!r} is decoded from folders; the in-memory training "
-                             "loop supports fashion_mnist, cifar10, cifar100, tiny_imagenet")
+                             "loop supports fashion_mnist, cifar10, cifar100, tiny_imagenet and the video datasets")
         n = len(self.train_set)
         self.steps_per_epoch = n // spec.batch_size + (n % spec.batch_size > 1)  # a lone last image would break BatchNorm
 
@@ -179,7 +191,7 @@ class Trainer:
             idx = order[b * spec.batch_size:(b + 1) * spec.batch_size]
             x, y = self.images[idx], self.labels[idx]
             if augment is not None:
-                x = augment(x, self.gen)
+                x = augment_batch(augment, x, self.gen)
             x = datasets.normalize(x, self.info)
             if self.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
