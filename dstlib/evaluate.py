@@ -167,6 +167,19 @@ def _predict(model, x_uint8, info, classes):
     return logits.argmax(1)
 
 
+def _eval_key(run, model, spec: dict) -> tuple[str, str]:
+    """(model identity, cache key) of an evaluation described by `spec`: the run id, or the hash of a
+    module's weights."""
+    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
+    return ident, hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_path(run, cache_dir, name: str) -> Path | None:
+    """<run>/eval/<name> for a stored run, <cache_dir>/<name> for a module, None (not cached) without either."""
+    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
+    return folder / name if folder is not None else None
+
+
 def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
                batch_size: int = 256, device=None, *, table: str | None = None, jpeg: bool | None = None,
@@ -262,10 +275,8 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     if video:
         spec.update(temporal=temporal if generated else None,
                     corruptions_version=dc.VIDEO_VERSION if generated else None)
-    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
-    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
-    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"{key}.nc" if folder is not None else None
+    ident, key = _eval_key(run, model, spec)
+    path = _cache_path(run, cache_dir, f"{key}.nc")
     if path is not None and path.exists():
         return _load(path)
 
@@ -383,10 +394,8 @@ def mnist_c_accuracy(model, dataset="fashion_mnist", seed: int = 0, n_test: int 
             "data": _identity(ds, n), "seed": seed if generated else None,
             "source": "generated" if generated else "files:" + _identity(stored, n),
             "corruptions_version": dc.mnist_c.MNIST_C_VERSION if generated else None}
-    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
-    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
-    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"mnist_c_{key}.nc" if folder is not None else None
+    ident, key = _eval_key(run, model, spec)
+    path = _cache_path(run, cache_dir, f"mnist_c_{key}.nc")
     if path is not None and path.exists():
         return _load(path)
 

@@ -70,11 +70,10 @@ class CorruptedImages:
         ident = hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16]
         # a fingerprint of the corruption code's output on a few images: cached copies and the evaluations
         # keyed by `name` are not reused after a change to dstlib.corruptions
-        h, probe = hashlib.sha256(), ds.images[:min(4, n)]
+        h = hashlib.sha256()
         for c in self.corruptions:
             for s in self.severities:
-                h.update(dc.corrupt_as_saved(probe, c, s, seed=seed, table=self.table,
-                                             index=torch.arange(len(probe))).numpy().tobytes())
+                h.update(self._make(c, s, 0, min(4, n)).numpy().tobytes())
         self.name = f"dstlib.corruptions suite={suite} seed={seed} data={ident} code={h.hexdigest()[:12]}"
         self.folder = Path(root) / "_corrupted"
         self._cache: dict = {}
@@ -100,8 +99,14 @@ class CorruptedImages:
         key = hashlib.sha256(f"{self.name}|{c}|{s}|{self.n}".encode()).hexdigest()[:16]
         return self.folder / f"{key}.safetensors"
 
-    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
+    chunk = 512  # images corrupted per call
+
+    def _make(self, corruption: str, severity: int, start: int, stop: int) -> torch.Tensor:
         import dstlib.corruptions as dc
+        return dc.corrupt_as_saved(self.ds.images[start:stop], corruption, severity, seed=self.seed,
+                                   table=self.table, index=torch.arange(start, stop))
+
+    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
         from safetensors.torch import load_file, save
         from dstlib import io
         if (corruption, severity) in self._cache:
@@ -110,12 +115,8 @@ class CorruptedImages:
         if path.is_file():
             x = load_file(path)["images"]
         else:
-            parts = []
-            for st in range(0, self.n, 512):
-                x0 = self.ds.images[st:min(self.n, st + 512)]
-                parts.append(dc.corrupt_as_saved(x0, corruption, severity, seed=self.seed, table=self.table,
-                                                 index=torch.arange(st, st + len(x0))))
-            x = torch.cat(parts)
+            x = torch.cat([self._make(corruption, severity, st, min(self.n, st + self.chunk))
+                           for st in range(0, self.n, self.chunk)])
             self.folder.mkdir(parents=True, exist_ok=True)
             io.atomic_save_bytes(path, save({"images": x.contiguous()}))
         self._cache[corruption, severity] = x
@@ -127,6 +128,7 @@ class CorruptedClips(CorruptedImages):
     temporal corruptions on the whole videos when `temporal` is "video"), generated once and shared by every
     model, as `CorruptedImages`: the very clips `evaluate.robustness` would make."""
 
+    chunk = 256
     #: clips are kept only up to this many bytes in all (UCF101's would take hundreds of GB)
     MAX_BYTES = 2 << 30
 
@@ -168,21 +170,6 @@ class CorruptedClips(CorruptedImages):
             return held[0]
         return evaluate.corrupt_clips(self.ds.images[start:stop], torch.arange(start, stop), corruption, severity,
                                       self.seed, self.table, self.temporal, videos)
-
-    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
-        from safetensors.torch import load_file, save
-        from dstlib import io
-        if (corruption, severity) in self._cache:
-            return self._cache[corruption, severity]
-        path = self._path(corruption, severity)
-        if path.is_file():
-            x = load_file(path)["images"]
-        else:
-            x = torch.cat([self._make(corruption, severity, st, min(self.n, st + 256)) for st in range(0, self.n, 256)])
-            self.folder.mkdir(parents=True, exist_ok=True)
-            io.atomic_save_bytes(path, save({"images": x.contiguous()}))
-        self._cache[corruption, severity] = x
-        return x
 
 
 def clip_examples(plan: Plan, severity: int, index: int = 0) -> xr.DataArray:
