@@ -7,19 +7,29 @@ Layout of `<root>/<id>/` (id: the first 16 hex digits of `spec.hash()`):
     masks.safetensors      final masks (uint8 0/1; empty for dense)
     history.json           one row per epoch
     snapshots/epoch_<e>.safetensors   weights ("model.*") and masks ("mask.*") after epoch e
-    checkpoint.safetensors + checkpoint.json   the last epoch's full training state (partial runs)
+    checkpoint.safetensors + checkpoint.json   the full training state of a partial run: after the last
+                           epoch, or mid-epoch (every `checkpoint_seconds`) with the position in the epoch
     manifest.json          sha256 of every file above; written last: its presence means finished
 
 Every file is written to a temporary name and renamed; nothing is unpickled.
 Every load checks the sha256 sums, so a damaged or truncated file raises
 `DamagedRunError` instead of being used. A per-run lock file makes a second
 process wait for the first instead of training the same run twice.
+
+One run on several processes (`dstlib.distributed`, torchrun): every rank
+trains, rank 0 alone takes the lock and writes, and every rank reads the
+checkpoint it resumes from (for several nodes the store must be on a shared
+file system). The folder is the one a single process uses for the same spec.
+Weights are stored from the CPU in float32, whatever device trained them, so
+a run trained on GPUs loads on a CPU-only machine.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +37,7 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file, save
 
-from dstlib import io
+from dstlib import distributed, io
 from dstlib.config import RunSpec
 
 
@@ -90,7 +100,7 @@ class Run:
         from dstlib import models
 
         with torch.random.fork_rng(devices=[]):
-            model = models.create(self.spec.model, self.spec.dataset, widths=self.spec.widths, stem=self.spec.stem)
+            model = models.for_spec(self.spec)
         model.load_state_dict(weights)
         return model.to(self.device).eval()
 
@@ -117,13 +127,25 @@ def _load_checked(folder: Path, name: str):
     return json.loads(path.read_text())
 
 
-class Store:
-    """Runs under `root` (default: $DSTLIB_STORE, else ./runs)."""
+#: Seconds between mid-epoch checkpoints (an ImageNet epoch takes hours; a CIFAR epoch a minute, so it only
+#: ever checkpoints at the epoch's end).
+CHECKPOINT_SECONDS = 1800.0
 
-    def __init__(self, root: str | os.PathLike | None = None):
+
+class Store:
+    """Runs under `root` (default: $DSTLIB_STORE, else ./runs).
+
+    `checkpoint_seconds`: a partial run saves its state at the end of every epoch and, within an epoch,
+    after the first step this long after the last save (0: after every step).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, checkpoint_seconds: float = CHECKPOINT_SECONDS):
         self.root = Path(root) if root is not None else default_root()
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"store={str(self.root)!r} is a file; allowed: a folder (made when missing)")
+        if not checkpoint_seconds >= 0:
+            raise ValueError(f"checkpoint_seconds={checkpoint_seconds!r} is invalid; allowed: a number >= 0")
+        self.checkpoint_seconds = float(checkpoint_seconds)
 
     def path(self, spec: RunSpec) -> Path:
         return self.root / spec.short_id()
@@ -132,21 +154,41 @@ class Store:
         return (self.path(spec) / "manifest.json").is_file()
 
     def run(self, spec: RunSpec, *, train: bool = True, device: str = "cpu", progress: bool = True,
-            data_root: str | None = None) -> Run:
-        """Load the finished run of `spec`, or resume or train it (when `train`)."""
+            data_root: str | None = None, workers: int | None = None, gpu_decode: bool | None = None) -> Run:
+        """Load the finished run of `spec`, or resume or train it (when `train`).
+
+        Under several processes every rank calls this together (module docstring). `workers` and
+        `gpu_decode`: how a streamed dataset is decoded (`dstlib.train.Trainer`).
+        """
         folder, trained = self.path(spec), False
-        if not self.is_finished(spec):
+        if not distributed.broadcast(self.is_finished(spec)):
             if not train:
                 raise MissingRunError(f"run {folder.name} ({spec.method}, {spec.model}, seed {spec.seed}) "
                                       f"is not in {self.root} and training is off")
-            folder.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(folder / ".lock")):
-                if not self.is_finished(spec):  # another process may have finished it meanwhile
-                    self._train(spec, folder, device, progress, data_root)
+            main = distributed.is_main()
+            if main:
+                folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(folder / ".lock")) if main else contextlib.nullcontext():
+                # another process may have finished it meanwhile
+                if distributed.broadcast(not self.is_finished(spec)):
+                    self._train(spec, folder, device, progress, data_root, workers, gpu_decode)
                     trained = True
+                distributed.barrier()
         run = self.load(spec, device=device)
         run.trained_now = trained
         return run
+
+    def is_running(self, spec: RunSpec) -> bool:
+        """True while another process holds the run's lock (training it)."""
+        from filelock import Timeout
+        lock = self.path(spec) / ".lock"
+        if self.is_finished(spec) or not lock.exists():
+            return False
+        try:
+            with FileLock(str(lock), timeout=0):
+                return False
+        except Timeout:
+            return True
 
     def load(self, spec: RunSpec, device: str = "cpu") -> Run:
         folder = self.path(spec)
@@ -160,21 +202,33 @@ class Store:
         return Run(stored, folder, _load_checked(folder, "history.json"), device)
 
     # --- training ----------------------------------------------------------------------------
-    def _train(self, spec: RunSpec, folder: Path, device: str, progress: bool, data_root) -> None:
+    def _train(self, spec: RunSpec, folder: Path, device: str, progress: bool, data_root, workers=None,
+               gpu_decode=None) -> None:
         from dstlib.train import Trainer
 
-        trainer = Trainer(spec, device=device, data_root=data_root)
+        main = distributed.is_main()
+        trainer = Trainer(spec, device=device, data_root=data_root, workers=workers, gpu_decode=gpu_decode)
         if (folder / "checkpoint.json").is_file():
             trainer.load_state_dict(self._load_checkpoint(folder))
+        last = time.monotonic()
+
+        def mid_epoch(t) -> None:
+            nonlocal last
+            if main and time.monotonic() - last >= self.checkpoint_seconds:
+                self._save_checkpoint(folder, t.state_dict())
+                last = time.monotonic()
+
         while not trainer.done:
-            trainer.train_epoch(progress=progress)
-            if trainer.epoch in spec.snapshots:
+            trainer.train_epoch(progress=progress, on_step=mid_epoch)
+            if main and trainer.epoch in spec.snapshots:
                 flat = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
                 flat.update({f"mask.{k}": v for k, v in _masks_to_file(trainer.sparsifier.masks).items()})
                 _save_tensors(folder / "snapshots" / f"epoch_{trainer.epoch}.safetensors", flat)
-            if not trainer.done:
+            if main and not trainer.done:
                 self._save_checkpoint(folder, trainer.state_dict())
-        self._finish(spec, folder, trainer)
+                last = time.monotonic()
+        if main:
+            self._finish(spec, folder, trainer)
 
     def _save_checkpoint(self, folder: Path, state: dict) -> None:
         tensors, skeleton = io.split_tensors(state)

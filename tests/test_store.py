@@ -98,11 +98,11 @@ def test_damaged_checkpoint_is_reported_not_loaded(tmp_path, tiny_spec, monkeypa
     calls = {"n": 0}
     real = train.Trainer.train_epoch
 
-    def crash_in_epoch_2(self, progress=False):
+    def crash_in_epoch_2(self, progress=False, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(self, progress)
+        return real(self, progress, **kwargs)
 
     monkeypatch.setattr(train.Trainer, "train_epoch", crash_in_epoch_2)
     store = Store(tmp_path)
