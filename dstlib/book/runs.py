@@ -4,7 +4,7 @@ Small models use a CPU core poorly from one process (a LeNet step is a few
 milliseconds of small matrix products), and two threads of one process lose
 much more than they gain when anything else runs beside them; so the runs a
 store lacks are trained by `Plan.workers` processes with
-`cpu_count // workers` threads each, and each worker also computes the
+`cpu_count // workers` threads each (OMP_NUM_THREADS caps the cores), and each worker also computes the
 run's per-run results (`measure.prepare`: its robustness evaluation or its
 radius-accuracy curves), which the notebook then reads from the cache. The
 corrupted test images every evaluation shares are generated first, by the
@@ -25,7 +25,11 @@ from dstlib.book.plan import Plan
 
 
 def _threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
+    """Threads per worker: the CPU cores (at most OMP_NUM_THREADS, where set) shared by the workers."""
+    cores = os.cpu_count() or 1
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        cores = min(cores, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, cores // workers)
 
 
 def _corrupt_job(params: dict, root: str, suite: str, corruption: str, severity: int, threads: int) -> None:
@@ -81,8 +85,8 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
         jobs = []
         for suite in measure.suites(plan.section, params):
             images = measure.CorruptedImages.of(params, store.root, suite)
-            jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c in images.corruptions
-                     for s in images.severities if not images._path(c, s).is_file()]
+            jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c, s in images.to_generate()
+                     if not images._path(c, s).is_file()]
         jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]
         n = plan.workers
         quiet = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
