@@ -126,3 +126,14 @@ def test_section_comes_from_the_file_name():
         sweep.section_of(Path("x/mine.yaml"), None)
     with pytest.raises(ValueError, match=r"^--section='x' is invalid; allowed: overall"):
         sweep.section_of(Path("x/mine.yaml"), "x")
+
+
+def test_a_finished_run_lacking_the_plans_snapshots_counts_as_missing_until_they_are_added(tmp_path, tiny_spec):
+    store = Store(tmp_path)
+    store.run(tiny_spec, progress=False)
+    wanted = tiny_spec.replace(snapshots=(2,))
+    assert sweep.state(store, tiny_spec) == "done" and sweep.state(store, wanted) == "missing"
+    with FileLock(str(store.path(wanted) / ".lock")):
+        assert sweep.state(store, wanted) == "running"
+    store.run(wanted, progress=False)
+    assert sweep.state(store, wanted) == "done" and store.run(wanted, train=False).snapshots == [2]

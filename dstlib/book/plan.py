@@ -119,7 +119,7 @@ def specs(section: str, p: Mapping[str, Any]) -> list[RunSpec]:
     """Every run the section needs: dense and each method x sparsity, for each seed (mixup twins for augmentation).
 
     Runs that the profile's spectral section will also use keep its snapshots (`snapshot_epochs`) from the
-    start, whichever section trains them first (a snapshot cannot be added to a finished run).
+    start, whichever section trains them first: adding them to a finished run costs a replay of it (`dstlib.store`).
     """
     out = []
     for seed in p["seeds"]:

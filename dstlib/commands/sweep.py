@@ -142,11 +142,13 @@ def runs_of(plans) -> list[tuple[Any, str, dict]]:
 
 
 def state(store, spec) -> str:
-    if store.is_finished(spec):
+    """done, running (another process holds its lock), partial (a checkpoint to resume) or missing (a finished
+    run that lacks snapshots this plan keeps is missing them: the store adds them, `dstlib.store`)."""
+    if store.is_finished(spec) and not store.missing_snapshots(spec):
         return "done"
     if store.is_running(spec):
         return "running"
-    if (store.path(spec) / "checkpoint.json").is_file():
+    if (store.path(spec) / "checkpoint.json").is_file() or (store.path(spec) / "replay" / "checkpoint.json").is_file():
         return "partial"
     return "missing"
 
