@@ -11,6 +11,7 @@ from filelock import FileLock
 
 from dstlib import cli
 from dstlib.commands import sweep
+from dstlib.config import RunSpec
 from dstlib.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,3 +138,44 @@ def test_a_finished_run_lacking_the_plans_snapshots_counts_as_missing_until_they
         assert sweep.state(store, wanted) == "running"
     store.run(wanted, progress=False)
     assert sweep.state(store, wanted) == "done" and store.run(wanted, train=False).snapshots == [2]
+
+
+def test_a_run_another_process_trains_is_left_to_the_end(tmp_path, monkeypatch):
+    import threading
+    path = params_file(tmp_path, methods=["set"])
+    specs = specs_of(path)
+    first = specs[0].short_id()
+    store = Store(tmp_path / "runs")
+    store.path(specs[0]).mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def other_process():  # another sweep holds the first run's lock (training it) until this one did the others
+        with FileLock(str(store.path(specs[0]) / ".lock")):
+            held.set()
+            release.wait(120)
+
+    order, real = [], sweep.job
+
+    def recorded(spec, *a):
+        if len(order) == len(specs) - 1:
+            release.set()
+        order.append(RunSpec.from_dict(spec).short_id())
+        return real(spec, *a)
+
+    t = threading.Thread(target=other_process)
+    real_here = sweep._run_here
+
+    def another_sweep_starts_first(todo, root, args):  # after this sweep chose its runs
+        t.start()
+        assert held.wait(30)
+        return real_here(todo, root, args)
+
+    monkeypatch.setattr(sweep, "job", recorded)
+    monkeypatch.setattr(sweep, "_run_here", another_sweep_starts_first)
+    try:
+        assert cli.main(["sweep", str(path)]) == 0
+    finally:
+        release.set()
+        if t.ident is not None:
+            t.join()
+    assert order[-1] == first and sorted(order) == sorted(s.short_id() for s in specs)

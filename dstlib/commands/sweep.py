@@ -13,7 +13,8 @@ Executors:
   N tasks on one node that train the run together (DistributedDataParallel, as torchrun);
 - `local`: submitit's local executor (subprocesses on this machine; what the tests use).
 
-Finished runs are skipped; a run another process is training is left alone; a failed run is
+Finished runs are skipped; a run another process is training is left to the end (then waited for,
+so one `sweep` per GPU over the same files shares the work); a failed run is
 reported and retried (`--retries`) without touching the others. Before and after, the command
 prints what is done, running, partial (a checkpoint to resume) and missing; it exits 1 when runs
 are still missing. `--status` prints only that; `--estimate` prints the GPU-hours and the disk the
@@ -187,10 +188,22 @@ def job(spec_dict: dict, section: str, params: dict, root: str, workers: int | N
 
 
 def _run_here(todo, root: str, args) -> dict[str, str]:
+    """Train `todo` one after another; a run another process is training when its turn comes (another
+    `sweep` on another GPU, say) is put back to the end, where its job only waits for it and loads it, so
+    several sweeps over the same files share the runs instead of walking through them in step."""
+    from dstlib.store import Store
+    store = Store(root)
     failed: dict[str, str] = {}
     for attempt in range(args.retries + 1):
         retry = []
-        for spec, section, p in todo:
+        queue = list(todo)
+        deferred: set[str] = set()
+        while queue:
+            spec, section, p = queue.pop(0)
+            if spec.short_id() not in deferred and state(store, spec) == "running" and queue:
+                deferred.add(spec.short_id())
+                queue.append((spec, section, p))
+                continue
             try:
                 job(spec.to_dict(), section, p, root, args.workers)
                 failed.pop(spec.short_id(), None)
