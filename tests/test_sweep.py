@@ -179,3 +179,26 @@ def test_a_run_another_process_trains_is_left_to_the_end(tmp_path, monkeypatch):
         if t.ident is not None:
             t.join()
     assert order[-1] == first and sorted(order) == sorted(s.short_id() for s in specs)
+
+
+def test_commands_train_each_missing_run_into_its_store_entry(tmp_path, capsys, monkeypatch):
+    import argparse
+    import shlex
+
+    from dstlib.commands import train
+    monkeypatch.setenv("DSTLIB_DATA", str(tmp_path / "no-data"))  # printed without the data at hand
+    files = [str(ROOT / "params/paper/spectral.yaml"), str(ROOT / "params/paper/variants/corruptions_deit.yaml")]
+    assert cli.main(["sweep", *files, "--store", str(tmp_path / "runs"), "--commands",
+                     "torchrun --nproc_per_node=4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    specs = [s for s, _, _ in sweep.runs_of(sweep.load_plans(cli_args([*files, "--status"])))]
+    assert len(lines) == len(specs) == 15 + 12
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    for line, spec in zip(lines, specs):
+        words = shlex.split(line)
+        assert words[:5] == ["torchrun", "--nproc_per_node=4", "-m", "dstlib", "train"]
+        args = parser.parse_args(words[5:])
+        back = train.spec_from_args(args)
+        assert back.hash() == spec.hash() and back.snapshots == spec.snapshots and back == spec
+        assert args.store == str(tmp_path / "runs") and args.device == "cuda"

@@ -13,11 +13,13 @@ Executors:
   N tasks on one node that train the run together (DistributedDataParallel, as torchrun);
 - `local`: submitit's local executor (subprocesses on this machine; what the tests use).
 
-Finished runs are skipped; a run another process is training is left to the end (then waited for,
-so one `sweep` per GPU over the same files shares the work); a failed run is
-reported and retried (`--retries`) without touching the others. Before and after, the command
-prints what is done, running, partial (a checkpoint to resume) and missing; it exits 1 when runs
-are still missing. `--status` prints only that; `--estimate` prints the GPU-hours and the disk the
+Finished runs are skipped; a run another process is training is left alone, and one that another
+process starts while this sweep goes is put back to the end of its queue (then waited for and loaded),
+so one `sweep` per GPU over the same files shares the work. A failed run is reported and retried
+(`--retries`) without touching the others. Before and after, the command prints what is done, running,
+partial (a checkpoint to resume) and missing; it exits 1 when runs are still missing. `--status` prints
+only that; `--commands [LAUNCHER]` prints the `dstlib train` command line of each missing run
+(`train_command`), e.g. to train each on 4 GPUs with torchrun; `--estimate` prints the GPU-hours and the disk the
 missing runs need (`estimate`), from `dstlib.flops` and the stated throughput.
 """
 from __future__ import annotations
@@ -69,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logs", default=None, help="submitit's job folder (default: <store>/_sweep)")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes per training process")
     parser.add_argument("--no-wait", action="store_true", help="Slurm: submit and return (no retries)")
+    parser.add_argument("--commands", nargs="?", const="python", default=None, metavar="LAUNCHER",
+                        help="only print one `LAUNCHER -m dstlib train ...` line per missing run (default "
+                             "LAUNCHER: python; e.g. 'torchrun --nproc_per_node=4'), to run them yourself")
 
 
 # --- the runs of the files ------------------------------------------------------------------------
@@ -110,7 +115,7 @@ def load_plans(args) -> list[tuple[str, dict, list]]:
             raw["store"] = args.store
         if args.device:
             raw["device"] = args.device
-        if args.executor == "here" and not (args.status or args.estimate):
+        if args.executor == "here" and not (args.status or args.estimate or args.commands is not None):
             p = book.validate(section, raw)
             specs = book.plan(section, p, verbose=False).specs
         else:
@@ -162,6 +167,33 @@ def report(store, runs, failed: dict[str, str] | None = None) -> dict[str, int]:
     for rid, err in (failed or {}).items():
         print(f"  failed {rid}: {err}")
     return counts
+
+
+def train_command(spec, launcher: str = "python", store: str | None = None, device: str | None = None) -> str:
+    """The `dstlib train` command line that trains `spec` into the same store entry (every field that differs
+    from RunSpec's default, as `dstlib.commands.train`'s flags read it; snapshots included)."""
+    import shlex
+
+    from dstlib.config import RunSpec
+    default, mine = RunSpec().to_dict(), spec.to_dict()
+    words = [*shlex.split(launcher), "-m", "dstlib", "train"]
+    for name, value in mine.items():
+        if value == default[name]:
+            continue
+        words.append("--" + name.replace("_", "-"))
+        if isinstance(value, (list, tuple)):
+            words += [str(v) for v in value]
+        elif value is None:
+            words.append("none")
+        elif isinstance(value, bool):
+            words.append("true" if value else "false")
+        else:
+            words.append(str(value))
+    if store:
+        words += ["--store", store]
+    if device:
+        words += ["--device", device]
+    return shlex.join(words)
 
 
 # --- one job ------------------------------------------------------------------------------------------
@@ -275,6 +307,11 @@ def run(args) -> int:
     store = Store(roots.pop())
     if args.estimate:
         print_estimate(plans)
+        return 0
+    if args.commands is not None:
+        for spec, _, p in runs:
+            if state(store, spec) in ("missing", "partial"):
+                print(train_command(spec, args.commands, str(store.root), p["device"]))
         return 0
     counts = report(store, runs)
     if args.status:
