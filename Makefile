@@ -49,7 +49,7 @@ test: install data browser imagemagick
 # through the store: each is trained once, by whichever section asks first), its parameter cells are hidden
 # (dstlib.book tidy), the front page's tables are generated from results/$(PROFILE)/, and the book is built
 # with warnings as errors. Training progress bars are off (TQDM_DISABLE): a log file gets one line per cell.
-SECTIONS := overall corruptions spectral spatial gradcam ood cost augmentation topology
+SECTIONS := overall corruptions spectral spatial gradcam ood cost augmentation topology video
 PAPERMILL_PROGRESS := $(shell [ -t 1 ] && echo --progress-bar || echo --no-progress-bar)
 book: install data
 	@test -d params/$(PROFILE) || { echo "PROFILE=$(PROFILE) has no folder params/$(PROFILE)"; exit 1; }

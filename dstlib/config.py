@@ -25,11 +25,14 @@ from typing import Any, Mapping
 
 SPEC_VERSION = 2  # bump when the meaning of a stored run changes (2: sparsity schedules per method, numpy RNG)
 
-DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet")
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet", "moving_fashion_mnist", "ucf101")
+VIDEO_DATASETS = ("moving_fashion_mnist", "ucf101")  # clips (N, T, C, H, W); the others are images
 METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc", "chts")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 AUGMENTATIONS = ("none", "crop_flip", "rrc_flip", "deit")
+#: The augmentations of clips (held in memory): deit is applied while decoding image folders (dstlib.data.stream).
+CLIP_AUGMENTATIONS = tuple(a for a in AUGMENTATIONS if a != "deit")
 DISTRIBUTIONS = ("uniform", "erk")
 PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant", "cosine_floor")
 SOFT_BOUND_MODES = ("relative", "absolute")
@@ -408,14 +411,17 @@ assert set(HELP) == set(FIELD_NAMES), set(FIELD_NAMES) ^ set(HELP)
 # the registry in `choices`.
 # ======================================================================================
 PROFILES = ("quick", "paper", "smoke")
-SECTIONS = ("overall", "corruptions", "spatial", "spectral", "gradcam", "ood", "cost", "augmentation", "topology")
+SECTIONS = ("overall", "corruptions", "spatial", "spectral", "gradcam", "ood", "cost", "augmentation", "topology",
+            "video")
+TEMPORAL_MODES = ("video", "clip")  # where temporal video corruptions act (dstlib.corruptions.video)
 DEVICES = ("cpu", "cuda", "cuda:<index>", "mps")
 
 # name: (kind, help). Kinds: str, int, float, bool, list[str], list[int], list[float].
 NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "profile": ("str", f"parameter profile, names the results folder results/<profile>: {', '.join(PROFILES)}"),
-    "model": ("str", "model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name"),
-    "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist need local files)"),
+    "model": ("str", "model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name; "
+                     "for clips cnn3d, slow_r50, i3d_r50, r3d50"),
+    "dataset": ("str", f"dataset: {', '.join(DATASETS)} (all but fashion_mnist and moving_fashion_mnist need local files)"),
     "widths": ("list[int]", "hidden widths of mlp or channel widths of cnn; empty for the model's default"),
     "methods": ("list[str]", f"sparse training methods compared with dense: {', '.join(METHODS[1:])}, "
                              f"or chts+<init> for CHTs from an initial topology: {', '.join(TOPOLOGY_INITS)}"),
@@ -428,11 +434,12 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "update_interval": ("int", "topology update every this many optimiser steps (dT)"),
     "train_subset": ("int", "train on this many training images; 0 for all (scaled down to fit budget_minutes)"),
     "n_test": ("int", "evaluate on the first n_test test images; 0 for all (scaled down to fit budget_minutes)"),
-    "corruptions": ("list[str]", "corruption names (dstlib.corruptions.NAMES); empty for the dataset's benchmark set"),
+    "corruptions": ("list[str]", "corruption names (dstlib.corruptions.NAMES, VIDEO_NAMES for clips); empty for the "
+                                 "dataset's benchmark set"),
     "severities": ("list[int]", "corruption severities, a subset of 1 2 3 4 5"),
     "sparsity": ("float", "the one sparsity this section looks at closely, in (0, 1)"),
     "radii": ("list[float]", "attenuation radii in frequency-index steps (dstlib.spectral convention)"),
-    "n_images": ("int", "images shown and measured by Grad-CAM"),
+    "n_images": ("int", "test images measured by Grad-CAM (the first three shown)"),
     "renditions": ("list[str]", "Fashion-MNIST rendition shifts: inverted, edge_sketch, upside_down, silhouette"),
     "mixup": ("float", "mixup Beta(alpha, alpha) parameter of the augmented runs, > 0"),
     "cbar": ("bool", "also measure ImageNet-C-bar / CIFAR-10-C-bar (its table chosen by image size)"),
@@ -443,6 +450,10 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "store": ("str", "run store folder; empty for $DSTLIB_STORE or runs/ in the repository"),
     "results": ("str", "results folder; empty for results/<profile>, or results/<profile>+<changes> for other values"),
     "train": ("bool", "train the runs the store lacks (False: stop with the missing run)"),
+    "temporal": ("str", "where temporal video corruptions act: video (the whole video, then the clip is sampled, "
+                        "as the reference) or clip"),
+    "weight_decay": ("float", "weight decay of SGD (L2), 0 or more"),
+    "augmentation": ("str", f"training augmentation: {', '.join(CLIP_AUGMENTATIONS)} (clips: one crop and flip per clip)"),
 }
 
 SECTION_PARAMS: dict[str, tuple[str, ...]] = {
@@ -459,6 +470,7 @@ SECTION_PARAMS["gradcam"] += ("sparsity", "n_images")
 SECTION_PARAMS["ood"] += ("renditions",)
 SECTION_PARAMS["corruptions"] += ("sparsity", "cbar")
 SECTION_PARAMS["augmentation"] += ("sparsity", "mixup")
+SECTION_PARAMS["video"] += ("sparsity", "temporal", "weight_decay", "augmentation")
 
 
 #: Method labels a notebook may list besides the plain method names: CHTs with a named initial topology.
@@ -539,6 +551,9 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
     p = out
     check_choice("profile", p["profile"], PROFILES)
     check_choice("dataset", p["dataset"], DATASETS)
+    if (section == "video") != (p["dataset"] in VIDEO_DATASETS):
+        allowed = VIDEO_DATASETS if section == "video" else tuple(d for d in DATASETS if d not in VIDEO_DATASETS)
+        raise _nb_error("dataset", p["dataset"], f"for the {section} section {', '.join(allowed)}")
     check_choice("distribution", p["distribution"], DISTRIBUTIONS)
     if not p["model"].strip():
         raise _nb_error("model", p["model"], "a model name (mlp, cnn, vgg16, resnet34 or a timm model)")
@@ -585,6 +600,12 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
             raise _nb_error("renditions", p["renditions"], f"a non-empty list from {', '.join(choices['renditions'])}")
     if "mixup" in p and not p["mixup"] > 0:
         raise _nb_error("mixup", p["mixup"], "a number > 0")
+    if "temporal" in p:
+        check_choice("temporal", p["temporal"], TEMPORAL_MODES)
+    if "weight_decay" in p and not p["weight_decay"] >= 0:
+        raise _nb_error("weight_decay", p["weight_decay"], "a number >= 0")
+    if "augmentation" in p:
+        check_choice("augmentation", p["augmentation"], CLIP_AUGMENTATIONS)
     return out
 
 

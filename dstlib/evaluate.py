@@ -19,6 +19,15 @@ so Fashion-MNIST, CIFAR and Tiny-ImageNet get CIFAR-10-C-bar's ten corruptions,
 "imagenet" above), `table` one of those two, the same JPEG rule (the saved
 ImageNet-C-bar files are JPEG quality 85).
 
+Video datasets (clips (N, T, C, H, W), `info.frames > 1`: UCF101 and
+Moving Fashion-MNIST) are evaluated on the 16 corruptions of corrupted
+UCF101 (`dstlib.corruptions.VIDEO_NAMES`) with `corrupt_video`, each clip
+keyed by its position as an image is, so comparisons pair per clip. `table`
+is then a video table (default `info.corruption_table`) and `temporal` says
+where the temporal corruptions act: "video" (default, the reference's
+order: on the whole video, from which the clip is then sampled; needs the
+dataset's `videos`) or "clip" (on the sampled clip).
+
 `mnist_c_accuracy` evaluates on Fashion-MNIST-C instead (one fixed corruption per
 image, 15 kinds; `dstlib.corruptions.fashion_mnist_c`): overall accuracy and
 accuracy per corruption.
@@ -54,6 +63,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 import xarray as xr
+
+from dstlib.config import TEMPORAL_MODES
 
 EVAL_VERSION = 2  # bump when the meaning of a cached evaluation changes (2: table from info, JPEG as saved)
 
@@ -106,11 +117,33 @@ def _identity(ds, n: int) -> str:
 SUITES = ("common", "cbar")
 
 
+def is_video(info) -> bool:
+    """True for a video dataset (clips of several frames)."""
+    return getattr(info, "frames", 1) > 1
+
+
+def corrupt_clips(x, positions, name, severity, seed, table, temporal, videos):
+    """Corrupted copies of the clean clips x (on the device) at dataset `positions`. Temporal corruptions in "video" mode
+    act on the whole videos (`videos()`: the batch's, decoded once and kept by the caller), then T frames are
+    sampled; every other case acts on the clip."""
+    import dstlib.corruptions as dc
+    if temporal == "clip" or name not in dc.TEMPORAL:
+        return dc.corrupt_video(x, name, severity, seed=seed, index=positions, table=table)
+    vids, t = videos(), x.shape[1]
+    if len({v.shape for v in vids}) == 1:
+        return dc.corrupt_video(torch.stack(vids).to(x.device), name, severity, seed=seed, index=positions,
+                                frames=t, table=table)
+    return torch.cat([dc.corrupt_video(v[None].to(x.device), name, severity, seed=seed, index=positions[i:i + 1],
+                                       frames=t, table=table) for i, v in enumerate(vids)])
+
+
 def default_corruptions(info, suite: str = "common") -> tuple[str, ...]:
     """The benchmark's set (module docstring): `NAMES` for the "cifar" table, `COMMON` otherwise;
     without `saturate` for 1-channel data (so `GRAY_NAMES` for 1-channel "cifar" data). For
-    suite "cbar": the ten of the C-bar table for the image size."""
+    suite "cbar": the ten of the C-bar table for the image size. For clips: `VIDEO_NAMES`."""
     import dstlib.corruptions as dc
+    if is_video(info):
+        return tuple(dc.VIDEO_NAMES)
     if suite == "cbar":
         return tuple(dc.cbar.LEVELS[dc.cbar.default_table(info.image_size, info.image_size)])
     names = tuple(dc.NAMES) if info.corruption_table == "cifar" else tuple(dc.COMMON)
@@ -156,7 +189,8 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                severities: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0, n_test: int | None = None,
                batch_size: int = 256, device=None, *, table: str | None = None, jpeg: bool | None = None,
                cache_dir=None, benchmark: Callable[[str, int], torch.Tensor] | None = None,
-               benchmark_name: str | None = None, progress: bool = True, suite: str = "common") -> xr.Dataset:
+               benchmark_name: str | None = None, progress: bool = True, suite: str = "common",
+               temporal: str = "video") -> xr.Dataset:
     """Clean and corrupted accuracy with per-image correctness.
 
     `model`: an nn.Module or a `dstlib.store.Run`. `dataset`: an ImageSet or
@@ -171,7 +205,9 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     no_grad and eval mode (the model's mode is restored afterwards). A
     cached result is returned without loading the model. `suite`: "common" (the
     ImageNet-C family) or "cbar" (ImageNet-C-bar / CIFAR-10-C-bar, names from
-    `CBAR_NAMES` or `CIFAR_CBAR_NAMES` as the table has them).
+    `CBAR_NAMES` or `CIFAR_CBAR_NAMES` as the table has them). A video dataset
+    (module docstring) takes names from `VIDEO_NAMES`, a video `table`, `temporal`
+    "video" or "clip", and no `jpeg`; dim `image` then counts clips.
     """
     import dstlib.corruptions as dc
     from tqdm.auto import tqdm
@@ -179,10 +215,22 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     if suite not in SUITES:
         raise ValueError(f"suite={suite!r} is invalid; allowed: {', '.join(SUITES)}")
     ds = _dataset(dataset)
+    video = is_video(ds.info)
     corruptions = default_corruptions(ds.info, suite) if corruptions is None else tuple(corruptions)
     if not corruptions:
         raise ValueError("corruptions is empty; allowed: None (the benchmark's set) or names from dstlib.corruptions.NAMES")
-    if suite == "cbar":
+    if video:
+        if suite != "common":
+            raise ValueError(f"suite={suite!r} is invalid for clips; allowed: common (the 16 video corruptions)")
+        table = ds.info.corruption_table if table is None else table
+        if table not in dc.VIDEO_TABLE_NAMES:
+            raise ValueError(f"table={table!r} is invalid for clips; allowed: None, {', '.join(dc.VIDEO_TABLE_NAMES)}")
+        if jpeg is not None:
+            raise ValueError(f"jpeg={jpeg!r} is invalid for clips; allowed: None (no saved-as-JPEG step)")
+        if temporal not in TEMPORAL_MODES:
+            raise ValueError(f"temporal={temporal!r} is invalid; allowed: {', '.join(TEMPORAL_MODES)}")
+        allowed = tuple(dc.VIDEO_NAMES)
+    elif suite == "cbar":
         table = dc.cbar.default_table(ds.info.image_size, ds.info.image_size) if table is None else table
         if table not in dc.cbar.TABLE_NAMES:
             raise ValueError(f"table={table!r} is invalid for suite='cbar'; allowed: None, {', '.join(dc.cbar.TABLE_NAMES)}")
@@ -209,7 +257,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid; allowed: a positive int")
     table = ds.info.corruption_table if table is None else table
-    tables = ("cifar", "tiny", "imagenet")
+    tables = dc.VIDEO_TABLE_NAMES if video else ("cifar", "tiny", "imagenet")
     if table not in tables:
         raise ValueError(f"table={table!r} is invalid; allowed: None, {', '.join(tables)}")
     if jpeg not in (None, True, False):
@@ -229,6 +277,9 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
             "corruptions_version": getattr(dc, "VERSION", None) if generated else None}
     if suite == "cbar":  # only here, so the common suite's keys stay as they were
         spec.update(suite="cbar", corruptions_version=getattr(dc, "CBAR_VERSION", None) if generated else None)
+    if video:
+        spec.update(temporal=temporal if generated else None,
+                    corruptions_version=dc.VIDEO_VERSION if generated else None)
     folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
     ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
     key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
@@ -256,9 +307,18 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                 idx = torch.arange(st, stop)
                 clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
                 bar.update(len(y))
+                held: list = []  # the batch's whole videos, decoded on first need
+
+                def videos(st=st, stop=stop, held=held):
+                    if not held:
+                        held.append(ds.videos(torch.arange(st, stop)))
+                    return held[0]
                 for i, c in enumerate(corruptions if generated else ()):
                     for j, s in enumerate(severities):
-                        xc = dc.corrupt_as_saved(x, c, s, seed=seed, table=table, index=idx, jpeg=jpeg)
+                        if video:
+                            xc = corrupt_clips(x, idx, c, s, seed, table, temporal, videos)
+                        else:
+                            xc = dc.corrupt_as_saved(x, c, s, seed=seed, table=table, index=idx, jpeg=jpeg)
                         correct[i, j, st:stop] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
                         bar.update(len(y))
             for i, c in enumerate(corruptions if not generated else ()):
@@ -268,7 +328,7 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
                     if lazy:  # a set decoded on access (a published folder-layout -C set): checked batch by batch
                         if len(full) < n:
                             raise ValueError(f"benchmark({c!r}, {s}) gave {len(full)} images; allowed: at least {n}")
-                    elif (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.ndim != 4
+                    elif (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.ndim != len(shape) + 1
                             or full.shape[0] < n or tuple(full.shape[1:]) != shape):
                         raise ValueError(f"benchmark({c!r}, {s}) gave {getattr(full, 'dtype', type(full).__name__)} "
                                          f"{tuple(getattr(full, 'shape', ()))}; allowed: uint8 (>= {n}, {', '.join(map(str, shape))})")

@@ -337,9 +337,10 @@ def paper_tables(tolerance: float = 0.02):
 
 # One image (C, H, W) and the number of official training images of each dataset `dstlib.data` reads.
 INPUT_SIZES = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
-               "tiny_imagenet": (3, 64, 64), "imagenet": (3, 224, 224)}
+               "tiny_imagenet": (3, 64, 64), "imagenet": (3, 224, 224),
+               "moving_fashion_mnist": (1, 8, 20, 20), "ucf101": (3, 8, 224, 224)}  # clips: (C, T, H, W)
 TRAIN_IMAGES = {"fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000,
-                "imagenet": 1_281_167}
+                "imagenet": 1_281_167, "moving_fashion_mnist": 12_000, "ucf101": 9_537}  # UCF101: trainlist01
 
 
 def samples_per_epoch(spec, train_images: int | None = None) -> int:

@@ -1,7 +1,8 @@
 """Model registry: `create(name, dataset)` for our models and any timm model.
 
 Our models (`names()`): `mlp`, `lenet300_100`, `cnn`, `lenet5`, `vgg16`,
-`resnet34`. Any other name is
+`resnet34`, and the video networks of `dstlib.video_models` (`slow_r50`,
+`i3d_r50`, `r3d50`, `cnn3d`), which take clips (N, C, T, H, W). Any other name is
 looked up in timm and built without pretrained weights, with the dataset's
 channels and classes. Every model takes normalised float images (N, C, H, W)
 and returns logits; the classifier head of our models is the attribute
@@ -337,3 +338,6 @@ def for_spec(spec, info=None) -> nn.Module:
     """The model of a `RunSpec` (its model, dataset or `info`, widths, stem, width multiplier, drop path)."""
     return create(spec.model, info if info is not None else spec.dataset, widths=spec.widths, stem=spec.stem,
                   width_multiplier=spec.width_multiplier, drop_path=spec.drop_path)
+
+
+from dstlib import video_models  # noqa: E402,F401  (registers the video networks)

@@ -1,6 +1,7 @@
 """The training loop: one `Trainer` per run spec, advanced an epoch (or a step) at a time.
 
-Per batch: augment (uint8), normalise, optional mixup or CutMix, forward,
+Per batch: augment (uint8; clips (N, T, C, H, W) get one crop and flip per
+clip), normalise, optional mixup or CutMix, forward,
 cross-entropy with label smoothing, backward, optimiser step, then
 `sparsifier.step()`, which re-applies the masks and, on its update steps,
 changes the topology from the weights and the dense `.grad` of the step just
@@ -123,6 +124,7 @@ def resized_crop_flip(x: torch.Tensor, gen: torch.Generator, scale=(0.08, 1.0), 
 
 
 AUGMENT: dict[str, Callable | None] = {"none": None, "crop_flip": crop_flip, "rrc_flip": resized_crop_flip}
+CLIP_RRC_SCALE = (0.5, 1.0)  # the video reference's RandomResizedCrop(224, scale=(0.5, 1.0))
 #: Applied while decoding, so only on streamed (image-folder) datasets.
 STREAM_ONLY = ("deit",)
 
@@ -156,6 +158,16 @@ def mix(x: torch.Tensor, y: torch.Tensor, spec: RunSpec, rng: np.random.Generato
     else:
         x = lam * x + (1 - lam) * x[p]
     return x, y, y[p], lam
+
+
+def augment_batch(augment: Callable, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """`augment` on images (N, C, H, W), or on clips (N, T, C, H, W) with one crop and flip per clip, the same
+    for all its frames (rrc_flip then takes area scale CLIP_RRC_SCALE, the video reference's)."""
+    if x.ndim != 5:
+        return augment(x, gen)
+    n, t, c, h, w = x.shape
+    kwargs = {"scale": CLIP_RRC_SCALE} if augment is resized_crop_flip else {}
+    return augment(x.reshape(n, t * c, h, w), gen, **kwargs).view(n, t, c, h, w)
 
 
 @torch.no_grad()
@@ -325,7 +337,7 @@ class Trainer:
             idx = order[b * B:(b + 1) * B]
             x, y = self.images[idx], self.labels[idx]
             if augment is not None:
-                x = augment(x, self.gen)
+                x = augment_batch(augment, x, self.gen)
             x = self._finish_batch(x)
             lam, y2 = 1.0, y
             if spec.mixup > 0 or spec.cutmix > 0:

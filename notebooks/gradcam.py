@@ -18,8 +18,8 @@
 
 # %% tags=["parameters"]
 profile: str = "quick"  # parameter profile, names the results folder results/<profile>: quick, paper, smoke
-model: str = "lenet5"  # model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name
-dataset: str = "fashion_mnist"  # dataset: fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet (all but fashion_mnist need local files)
+model: str = "lenet5"  # model: lenet300_100, lenet5, mlp, cnn, vgg16, resnet34 or any timm model name; for clips cnn3d, slow_r50, i3d_r50, r3d50
+dataset: str = "fashion_mnist"  # dataset: fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet, moving_fashion_mnist, ucf101 (all but fashion_mnist and moving_fashion_mnist need local files)
 widths: list[int] = []  # hidden widths of mlp or channel widths of cnn; empty for the model's default
 methods: list[str] = ["rigl", "mest_g", "granet_g"]  # sparse training methods compared with dense: static, set, rigl, mest_r, mest_g, granet_r, granet_g, acdc, chts, or chts+<init> for CHTs from an initial topology: random, csti, bsw
 seeds: list[int] = [0, 1, 2, 3, 4, 5]  # training seeds, at least 2 distinct: the seed is the unit of replication
@@ -30,7 +30,7 @@ distribution: str = "uniform"  # layer densities of the sparse runs: uniform, er
 update_interval: int = 20  # topology update every this many optimiser steps (dT)
 train_subset: int = 0  # train on this many training images; 0 for all (scaled down to fit budget_minutes)
 n_test: int = 2000  # evaluate on the first n_test test images; 0 for all (scaled down to fit budget_minutes)
-corruptions: list[str] = ["gaussian_noise"]  # corruption names (dstlib.corruptions.NAMES); empty for the dataset's benchmark set
+corruptions: list[str] = ["gaussian_noise"]  # corruption names (dstlib.corruptions.NAMES, VIDEO_NAMES for clips); empty for the dataset's benchmark set
 severities: list[int] = [1, 3, 5]  # corruption severities, a subset of 1 2 3 4 5
 confidence: float = 0.95  # confidence of every interval and verdict, in (0, 1)
 budget_minutes: float = 25.0  # time this notebook may take on the reference CPU; 0 for no scaling
@@ -40,7 +40,7 @@ store: str = ""  # run store folder; empty for $DSTLIB_STORE or runs/ in the rep
 results: str = ""  # results folder; empty for results/<profile>, or results/<profile>+<changes> for other values
 train: bool = True  # train the runs the store lacks (False: stop with the missing run)
 sparsity: float = 0.5  # the one sparsity this section looks at closely, in (0, 1)
-n_images: int = 8  # images shown and measured by Grad-CAM
+n_images: int = 64  # test images measured by Grad-CAM (the first three shown)
 
 # %% tags=["remove-cell"]
 from IPython.display import display

@@ -122,3 +122,37 @@ def tiny_imagenet_c(root: Path, tiny_folder: Path, corruptions: list[str], sever
             for s in severities:
                 _jpeg(folder / c / str(s) / wnid / name, px)
     return folder
+
+
+UCF_CLASSES = ("ApplyEyeMakeup", "Basketball", "Biking", "Diving")
+
+
+def ucf101(root: Path, videos_per_class: int = 3, frames: int = 12, seed: int = 3) -> Path:
+    """UCF101's layout under `root/ucf101`: `<class>/v_<class>_g<group>_c01.avi` (lossless FFV1 here, 32 x 24 px)
+    and `ucfTrainTestlist/` with classInd.txt, trainlist01.txt (path and label) and testlist01.txt (path);
+    group 1 is split 1's test group, as in the real lists. Four of the 101 classes."""
+    import av
+    rng = np.random.default_rng(seed)
+    base = root / "ucf101"
+    train, test = [], []
+    for ci, cls in enumerate(UCF_CLASSES):
+        for g in range(1, videos_per_class + 1):
+            name = f"{cls}/v_{cls}_g0{g}_c01.avi"
+            pixels = np.clip(rng.normal(40 + 50 * ci, 30, (frames, 24, 32, 3)), 0, 255).astype(np.uint8)
+            path = base / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with av.open(str(path), "w", format="avi") as c:
+                s = c.add_stream("ffv1", rate=25)
+                s.width, s.height, s.pix_fmt = 32, 24, "bgr0"
+                for f in pixels:
+                    for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                        c.mux(p)
+                for p in s.encode():
+                    c.mux(p)
+            (test if g == 1 else train).append((name, ci + 1))
+    lists = base / "ucfTrainTestlist"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} {c}\r\n" for i, c in enumerate(UCF_CLASSES)))
+    (lists / "trainlist01.txt").write_text("".join(f"{n} {k}\r\n" for n, k in train))
+    (lists / "testlist01.txt").write_text("".join(f"{n}\r\n" for n, _ in test))
+    return base

@@ -184,18 +184,20 @@ def test_under_trained_models_fail_the_convergence_rule():
     assert plan.shortfalls == ["lenet300_100 trained 3 epochs, fewer than the 15 it needs to converge"]
 
 
-def test_a_large_detectable_difference_gives_no_verdict():
-    v = _verdicts(["better", "better"], mdd=0.03)
+def test_ties_with_a_large_detectable_difference_give_no_verdict():
+    v = _verdicts(["no detectable difference"] * 2, mdd=0.03)
     assert book.page_verdict(v, []) == "no verdict: too few seeds (the design detects only differences above " \
                                        "3.00 pp (more than 2 pp))"
 
 
-def test_comparisons_that_cannot_detect_2_pp_are_left_out_of_the_verdict_and_counted():
-    v = _verdicts(["better", "better", "worse"])
+def test_ties_that_cannot_detect_2_pp_are_left_out_of_the_verdict_and_counted():
+    v = _verdicts(["better", "better", "no detectable difference"])
     v["mdd"] = ("k", np.array([0.004, 0.005, 0.03]))
-    text = book.page_verdict(v, [])
-    assert text == ("reproduced (better 2/2, worse 0/2; detectable difference 0.40-0.50 pp; 1 of 3 comparisons "
-                    "left out: they detect only differences above 2 pp)")
+    assert book.page_verdict(v, []) == ("reproduced (better 2/2, worse 0/2; detectable difference 0.40-0.50 pp; "
+                                        "1 of 3 ties left out: they could detect only differences above 2 pp)")
+    # a detected difference counts whatever its MDD: its interval excludes zero
+    v = _verdicts(["worse", "worse"], mdd=0.03)
+    assert book.page_verdict(v, []).startswith("contradicted (better 0/2, worse 2/2")
 
 
 def test_budget_scaling_keeps_at_least_50_topology_updates(tmp_path, capsys):
@@ -268,6 +270,54 @@ def test_corrupted_images_are_the_evaluators_images_and_cached(tmp_path):
     assert len(files) == 1 and not list((tmp_path / "_corrupted").glob("*.tmp*"))
     b = book.CorruptedImages(ds, 40, ["fog"], [2], seed=0, root=tmp_path)
     assert torch.equal(b("fog", 2), ref)
+
+
+def test_corrupted_clips_are_the_evaluators_clips_and_cached(tmp_path):
+    import dstlib.corruptions as dc
+    from dstlib import data
+    ds = data.load("moving_fashion_mnist", "test")
+    a = book.CorruptedClips(ds, 30, ["jumble", "translate"], [2], seed=0, root=tmp_path, temporal="video")
+    videos = torch.stack(ds.videos(range(30)))
+    assert torch.equal(a("jumble", 2), dc.corrupt_video(videos, "jumble", 2, index=torch.arange(30), frames=8))
+    assert torch.equal(a("translate", 2), dc.corrupt_video(ds.images[:30], "translate", 2, index=torch.arange(30)))
+    assert len(list((tmp_path / "_corrupted").glob("*.safetensors"))) == 2
+    clip = book.CorruptedClips(ds, 30, ["jumble"], [2], seed=0, root=tmp_path, temporal="clip")
+    assert clip.name != a.name and not torch.equal(clip("jumble", 2), a("jumble", 2))
+
+
+def test_the_video_section_takes_clips_and_video_networks_only(tmp_path):
+    p = book.validate("video", smoke_params("video", tmp_path))
+    assert p["dataset"] == "moving_fashion_mnist" and p["temporal"] == "video"
+    specs = book.specs("video", p)
+    assert {s.dataset for s in specs} == {"moving_fashion_mnist"} and {s.weight_decay for s in specs} == {0.0005}
+    with pytest.raises(ValueError, match=r"^dataset='fashion_mnist' is invalid; allowed: for the video section "
+                                         r"moving_fashion_mnist, ucf101"):
+        book.validate("video", smoke_params("video", tmp_path, dataset="fashion_mnist"))
+    with pytest.raises(ValueError, match=r"^dataset='moving_fashion_mnist' is invalid; allowed: for the overall"):
+        book.validate("overall", smoke_params("overall", tmp_path, dataset="moving_fashion_mnist"))
+    with pytest.raises(ValueError, match=r"^model='lenet5' is invalid for dataset 'moving_fashion_mnist', which "
+                                         r"needs a video network; allowed: slow_r50"):
+        book.validate("video", smoke_params("video", tmp_path, model="lenet5", widths=[]))
+    with pytest.raises(ValueError, match=r"^corruptions=\['fog'\] is invalid; allowed: an empty list or distinct "
+                                         r"names from motion_blur"):
+        book.validate("video", smoke_params("video", tmp_path, corruptions=["fog"]))
+    with pytest.raises(ValueError, match=r"^temporal='both' is invalid; allowed: video, clip"):
+        book.validate("video", smoke_params("video", tmp_path, temporal="both"))
+    paper = yaml.safe_load((ROOT / "params/paper/video.yaml").read_text())
+    q = config.check_notebook_params("video", paper)  # UCF101 itself is not here: the parameters alone
+    assert (q["epochs"], q["lr"], q["batch_size"], q["weight_decay"], q["update_interval"]) == (80, 0.1, 8, 1e-3, 300)
+    assert q["distribution"] == "erk" and q["sparsity"] == 0.1 and q["severities"] == [1, 2, 3, 4]
+
+
+def test_video_estimate_counts_clips_and_their_corruption():
+    from dstlib.book.plan import CORRUPT_S_PER_CLIP, TRAIN_S_PER_IMAGE, _corrupt_clips_s
+    p = book.validate("video", quick_params("video"))
+    est = book.estimate("video", p)
+    n_runs = len(p["seeds"]) * (1 + len(p["methods"]))
+    train = 12_000 * p["epochs"] * TRAIN_S_PER_IMAGE["cnn3d"] * n_runs
+    assert train / est["workers"] < est["train_s"] < 1.2 * train / est["workers"]  # sparse runs a little dearer
+    assert _corrupt_clips_s("video", p, 1000) == pytest.approx(1000 * 16 * 4 * CORRUPT_S_PER_CLIP)
+    assert est["total_s"] < 60 * p["budget_minutes"]
 
 
 def test_corrupted_images_name_changes_with_the_corruption_output(tmp_path, monkeypatch):

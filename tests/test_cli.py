@@ -36,7 +36,7 @@ def test_train_prints_id_folder_and_accuracy(tmp_path):
 def test_bad_input_is_one_line_before_any_compute(tmp_path):
     for args, expected in [
         (("--method", "foo"), "error: method='foo' is invalid; allowed: dense, static, set"),
-        (("--model", "resnt50"), "error: model='resnt50' is unknown; valid: cnn, lenet300_100, lenet5, mlp"),
+        (("--model", "resnt50"), "error: model='resnt50' is unknown; valid: cnn, cnn3d, i3d_r50, lenet300_100"),
         (("--sparsity", "1.5", "--method", "set"), "error: sparsity=1.5 is invalid; allowed: [0, 1)"),
     ]:
         r = cli("train", "--store", str(tmp_path), *args)

@@ -192,14 +192,15 @@ def test_samples_per_epoch_rule_and_dataset_facts():
     assert flops.samples_per_epoch(RunSpec(dataset="cifar10", val_size=5000, train_subset=100)) == 100
     assert flops.samples_per_epoch(RunSpec(dataset="cifar10"), train_images=1000) == 1000
     with pytest.raises(ValueError, match="train_images"):
-        flops.samples_per_epoch(SimpleNamespace(dataset="ucf101", train_subset=None, val_size=0))
+        flops.samples_per_epoch(SimpleNamespace(dataset="kinetics400", train_subset=None, val_size=0))
     with pytest.raises(ValueError, match="train_images"):
         flops.samples_per_epoch(RunSpec(dataset="cifar10", val_size=5000), train_images=5000)
     # the facts agree with dstlib.data (the dataset on this machine and the metadata)
     assert len(data.load("fashion_mnist", "train")) == flops.TRAIN_IMAGES["fashion_mnist"]
     for name, size in flops.INPUT_SIZES.items():
         info = data.INFO[name]
-        assert size == (info.channels, info.image_size, info.image_size)
+        frames = (info.frames,) if info.frames > 1 else ()  # clips: (C, T, H, W)
+        assert size == (info.channels, *frames, info.image_size, info.image_size)
     assert set(flops.TRAIN_IMAGES) == set(flops.INPUT_SIZES) == set(data.DATASETS)
     with pytest.raises(ValueError, match="run is a"):
         flops.from_run(object())

@@ -17,12 +17,14 @@ sections' measurements), `verdicts` (statistics to findings), `report`
 (files, the front page, provenance).
 """
 from dstlib.book.evidence import MAX_MDD, MIN_UPDATES, TARGET_MDD, planned_updates, training_shortfalls
-from dstlib.book.measure import (CorruptedImages, attenuated_examples, corruptions_of, costs, energy, gradcam_maps,
-                                 grid, mnist_c_grid, ood_accuracy, over_runs, run_of, spatial_stats, spectral_curves, test_set)
+from dstlib.book.measure import (CorruptedClips, CorruptedImages, attenuated_examples, clip_examples, corruptions_of,
+                                 costs, energy, gradcam_maps, grid, mnist_c_grid, ood_accuracy, over_runs, run_of,
+                                 spatial_stats, spectral_curves, test_set)
 from dstlib.book.params import repo_root, results_dir, store_dir, validate
 from dstlib.book.plan import Plan, base_spec, describe, estimate, plan, specs
 from dstlib.book.report import (files_note, header, load, markdown, parameters_table, pp, provenance, save,
-                                save_figure, save_table3, save_verdict, summary, table2_markdown, table3, table3_markdown, table3_row)
+                                save_figure, save_table3, save_verdict, summary, table1_video_markdown, table2_markdown,
+                                table3, table3_markdown, table3_row, video_data_note, video_test_set)
 from dstlib.book.runs import train
 from dstlib.book.verdicts import (HIGHER_GAIN, association_verdict, best_low_sparsity, concentration_sentence, extreme, gain_energy_association,
                                   image_noise, joint_verdict, page_verdict, power_note, rank_corruptions, status,

@@ -11,10 +11,12 @@ reasons it fails listed on the page):
 - dynamic sparse runs that really change their topology: at least
   `MIN_UPDATES` topology updates before the updates stop (`planned_updates`;
   static masks and AC/DC's phase switches are not held to it);
-- a design that can detect the effect: a minimum detectable difference (95%
-  confidence, 80% power, seed as the unit) of at most `MAX_MDD` (2 points).
-  The paper's gains are 0.3-1 point, so the default book aims at
-  `TARGET_MDD` (0.5 point) for its overall verdicts.
+- a design that can detect the effect: a tie counts only where the
+  comparison's minimum detectable difference (95% confidence, 80% power, seed
+  as the unit) is at most `MAX_MDD` (2 points); a detected difference counts
+  whatever its MDD (`verdicts.page_verdict`). The paper's gains are 0.3-1
+  point, so the default book aims at `TARGET_MDD` (0.5 point) for its overall
+  verdicts.
 
 A page that falls short still renders; its verdict reads "no verdict: ..."
 with the reasons, never "not reproduced".
@@ -41,6 +43,14 @@ CONVERGED_EPOCHS: dict[tuple[str, str, tuple[int, ...]], int] = {
     ("efficientnet_b0", "tiny_imagenet", ()): 100,
     ("resnet50", "imagenet", ()): 90,
     ("mlp", "fashion_mnist", (1568, 1568, 1568)): 100,
+    # measured here: mean dense clean accuracy over seeds 0-2 of 96.15% after 8 epochs on all 12,000 clips,
+    # 96.35% after 24 (per seed 96.00 / 95.90 / 96.55 and 96.00 / 96.60 / 96.45); 5 epochs fall 0.8 point short
+    # of 15 (seed 0: 95.55 against 96.35)
+    ("cnn3d", "moving_fashion_mnist", ()): 8,
+    # the video rows: Table 4 trains the UCF101 networks 80 epochs (the paper's section 4.3 says 100)
+    ("slow_r50", "ucf101", ()): 80,
+    ("i3d_r50", "ucf101", ()): 80,
+    ("r3d50", "ucf101", ()): 80,
 }
 
 #: methods whose topology is not dynamic by design (no update count is required of them)

@@ -39,12 +39,15 @@ def images_of(ds, start: int, stop: int) -> torch.Tensor:
 
 
 def corruptions_of(params: Mapping[str, Any], info) -> list[str]:
-    """The chosen corruptions; empty means the dataset's benchmark set (without saturate on gray images)."""
+    """The chosen corruptions; empty means the dataset's benchmark set (without saturate on gray images; the 16
+    video corruptions for clips)."""
     import dstlib.corruptions as dc
     from dstlib import evaluate
     if params["corruptions"]:
         return list(params["corruptions"])
     names = list(evaluate.default_corruptions(info))
+    if evaluate.is_video(info):
+        return names
     return [c for c in names if c in dc.GRAY_NAMES] if info.channels == 1 else names
 
 
@@ -109,10 +112,15 @@ class CorruptedImages:
                 for s in self.severities]
 
     @classmethod
-    def of(cls, params: Mapping[str, Any], root: Path, suite: str = "common") -> "CorruptedImages":
-        """The corrupted test images a section's parameters call for (`suite` "cbar": the C-bar table's ten)."""
+    def of(cls, params: Mapping[str, Any], root: Path, suite: str = "common") -> "CorruptedImages | None":
+        """The corrupted test images (or clips) a section's parameters call for (`suite` "cbar": the C-bar
+        table's ten); None for clips too many to keep (each evaluation then makes the same clips itself,
+        `run_robustness`)."""
         import dstlib.corruptions as dc
+        from dstlib import evaluate
         ds, n = test_set(params)
+        if evaluate.is_video(ds.info):
+            return CorruptedClips.of(params, root)
         if suite == "cbar":
             table = dc.cbar.default_table(ds.info.image_size, ds.info.image_size)
             names = list(dc.cbar.LEVELS[table])
@@ -154,14 +162,101 @@ class CorruptedImages:
         return x
 
 
-# --- robustness -----------------------------------------------------------------------------------
-ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation", "topology")
+class CorruptedClips(CorruptedImages):
+    """Corrupted copies of the first n test clips (`dstlib.corruptions.corrupt_video`, index = clip positions,
+    temporal corruptions on the whole videos when `temporal` is "video"), generated once and shared by every
+    model, as `CorruptedImages`: the very clips `evaluate.robustness` would make."""
+
+    #: clips are kept only up to this many bytes in all (UCF101's would take hundreds of GB)
+    MAX_BYTES = 2 << 30
+
+    def __init__(self, ds, n: int, corruptions: Sequence[str], severities: Sequence[int], seed: int, root: Path,
+                 temporal: str):
+        import dstlib.corruptions as dc
+        self.ds, self.n, self.seed, self.table, self.temporal = ds, n, seed, ds.info.corruption_table, temporal
+        self.suite = "common"
+        self.corruptions, self.severities = list(corruptions), list(severities)
+        ident = hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16]
+        h, k = hashlib.sha256(), min(2, n)
+        for c in self.corruptions:  # a fingerprint of the corruption code's output (see CorruptedImages)
+            for s in self.severities:
+                h.update(self._make(c, s, 0, k).numpy().tobytes())
+        self.name = f"dstlib.corruptions.video seed={seed} temporal={temporal} data={ident} code={h.hexdigest()[:12]}"
+        self.official, self.on_the_fly, self.device = [], [], "cpu"  # no published copy; every clip kept
+        self.folder = Path(root) / "_corrupted"
+        self._cache: dict = {}
+
+    _made: dict = {}  # per process: the fingerprint costs a few hundred corruptions, and every job asks
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], root: Path, suite: str = "common") -> "CorruptedClips | None":
+        ds, n = test_set(params)
+        names = corruptions_of(params, ds.info)
+        if ds.images[:1].numel() * n * len(names) * len(params["severities"]) > cls.MAX_BYTES:
+            return None
+        key = json.dumps([params["dataset"], n, names, list(params["severities"]), params["temporal"], str(root)])
+        if key not in cls._made:
+            cls._made[key] = cls(ds, n, names, params["severities"], 0, root, params["temporal"])
+        return cls._made[key]
+
+    def _make(self, corruption: str, severity: int, start: int, stop: int) -> torch.Tensor:
+        from dstlib import evaluate
+        held: list = []
+
+        def videos():
+            if not held:
+                held.append(self.ds.videos(torch.arange(start, stop)))
+            return held[0]
+        return evaluate.corrupt_clips(self.ds.images[start:stop], torch.arange(start, stop), corruption, severity,
+                                      self.seed, self.table, self.temporal, videos)
+
+    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
+        from safetensors.torch import load_file, save
+        from dstlib import io
+        if (corruption, severity) in self._cache:
+            return self._cache[corruption, severity]
+        path = self._path(corruption, severity)
+        if path.is_file():
+            x = load_file(path)["images"]
+        else:
+            x = torch.cat([self._make(corruption, severity, st, min(self.n, st + 256)) for st in range(0, self.n, 256)])
+            self.folder.mkdir(parents=True, exist_ok=True)
+            io.atomic_save_bytes(path, save({"images": x.contiguous()}))
+        self._cache[corruption, severity] = x
+        return x
 
 
-def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages) -> xr.Dataset:
-    """dstlib.evaluate.robustness of one run on the section's shared images (cached in the run's folder); the
-    corruptions generated during the evaluation (`CorruptedImages.on_the_fly`) in a second call, merged."""
+def clip_examples(plan: Plan, severity: int, index: int = 0) -> xr.DataArray:
+    """One test clip, clean and under every corruption at `severity` (the shared clips where kept), as
+    (corruption, frame, y, x, channel) pixels in [0, 1]; corruption "clean" first."""
     from dstlib import evaluate
+    ds, n = test_set(plan.params)
+    names = corruptions_of(plan.params, ds.info)
+    shared = CorruptedImages.of(plan.params, plan.store.root)
+    if shared is not None and severity in shared.severities:
+        clips = [shared(c, severity)[index] for c in names]
+    else:
+        clips = [evaluate.corrupt_clips(ds.images[index:index + 1], torch.tensor([index]), c, severity, 0,
+                                        ds.info.corruption_table, plan.params["temporal"],
+                                        lambda: ds.videos([index]))[0] for c in names]
+    x = torch.stack([ds.images[index]] + clips).permute(0, 1, 3, 4, 2).float().numpy() / 255
+    return xr.DataArray(x, dims=("corruption", "frame", "y", "x", "channel"), coords={"corruption": ["clean", *names]},
+                        attrs={"severity": severity, "label": int(ds.labels[index])})
+
+
+# --- robustness -----------------------------------------------------------------------------------
+ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation", "topology", "video")
+
+
+def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages | None) -> xr.Dataset:
+    """dstlib.evaluate.robustness of one run on the section's shared images (cached in the run's folder); the
+    corruptions generated during the evaluation (`CorruptedImages.on_the_fly`) in a second call, merged. With
+    `images` None (clips too many to keep) the evaluation makes the same corrupted clips itself."""
+    from dstlib import evaluate
+    if images is None:
+        ds, n = test_set(params)
+        return evaluate.robustness(run, ds, corruptions_of(params, ds.info), params["severities"], seed=0, n_test=n,
+                                   temporal=params["temporal"], batch_size=16, progress=False, device=params["device"])
     stored = [c for c in images.corruptions if c not in images.on_the_fly]
     parts = []
     if stored:

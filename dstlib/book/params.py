@@ -138,8 +138,8 @@ def validate(section: str, params: Mapping[str, Any]) -> dict[str, Any]:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ValueError(f"parameter {unknown[0]!r} is unknown to the {section} notebook{hint}; "
                          f"valid: {', '.join(valid)}")
-    p = config.check_notebook_params(section, params, {"corruptions": tuple(dc.NAMES),
-                                                       "renditions": tuple(ood.RENDITIONS)})
+    names = tuple(dc.VIDEO_NAMES) if section == "video" else tuple(dc.NAMES)
+    p = config.check_notebook_params(section, params, {"corruptions": names, "renditions": tuple(ood.RENDITIONS)})
     from dstlib import models
     models.check_name(p["model"])
     if p["model"] not in models.names() and p["widths"]:
@@ -155,7 +155,7 @@ def validate(section: str, params: Mapping[str, Any]) -> dict[str, Any]:
 def _check_data(dataset: str, train: bool) -> None:
     from dstlib import data
     try:
-        data.load(dataset, "test")
+        data.load(dataset, "test")  # video datasets read their lists here; clips are decoded on first use
     except FileNotFoundError as e:
         first = str(e).splitlines()[0] if str(e) else ""
         raise FileNotFoundError(f"dataset={dataset!r} needs local files ({first}); allowed without local data: "
@@ -182,6 +182,12 @@ def _check_section_can_use(section: str, p: Mapping[str, Any]) -> None:
     """Settings a section could only fail on after training, refused now."""
     from dstlib import data, models, spectral
     info = data.info(p["dataset"])
+    from dstlib import video_models
+    if (p["model"] in video_models.NAMES) != (info.frames > 1):
+        kind = "a video network" if info.frames > 1 else "an image model"
+        allowed = ", ".join(video_models.NAMES) if info.frames > 1 else "any model but " + ", ".join(video_models.NAMES)
+        raise ValueError(f"model={p['model']!r} is invalid for dataset {p['dataset']!r}, which needs {kind}; "
+                         f"allowed: {allowed}")
     if section in ("spatial", "gradcam"):
         with torch.random.fork_rng(devices=[]):
             net = models.create(p["model"], info, widths=tuple(p["widths"]))

@@ -34,8 +34,12 @@ from dstlib import config
 from dstlib.book import evidence, params as params_mod
 from dstlib.config import RunSpec
 
-#: seconds per training image and epoch, one thread, measured here (dense, channels-last for lenet5)
-TRAIN_S_PER_IMAGE = {"lenet300_100": 1.8e-5, "lenet5": 7.5e-5, "mlp": 1.2e-4, "cnn": 9e-4}
+#: seconds per training image (or clip) and epoch, one thread, measured here (dense, channels-last for lenet5;
+#: cnn3d: 8-frame 20-px clips)
+TRAIN_S_PER_IMAGE = {"lenet300_100": 1.8e-5, "lenet5": 7.5e-5, "mlp": 1.2e-4, "cnn": 9e-4, "cnn3d": 2.0e-4}
+#: seconds to make one corrupted clip, one thread, averaged over the 16 video corruptions (20-px clips of 8
+#: frames; other sizes scale with their pixels)
+CORRUPT_S_PER_CLIP = 6e-5
 FLOPS_PER_S = 6e10              # dense convolutions and linear layers, training, one thread
 GROUPED_FLOPS_PER_S = 3e9       # grouped / depthwise convolutions (and the small ops around them)
 SPARSE_OVERHEAD = 1.1           # masks and topology updates, on average over the methods
@@ -93,6 +97,7 @@ def base_spec(p: Mapping[str, Any], method: str, sparsity: float, seed: int, **c
     recipe = config.recipe_for(params_mod.profile_recipes(p["profile"]), p["model"], p["dataset"])
     if recipe is not None:
         fields.update(recipe["spec"])
+    fields.update({k: p[k] for k in ("weight_decay", "augmentation") if k in p})  # sections that set them win
     if method != "dense":
         fields.update(sparsity=float(sparsity), distribution=p["distribution"], update_interval=p["update_interval"],
                       **options)
@@ -157,8 +162,10 @@ def _model_costs(p: Mapping[str, Any]) -> tuple[float, float]:
     info = data.info(p["dataset"])
     with torch.random.fork_rng(devices=[]):
         net = models.create(p["model"], info, widths=tuple(p["widths"]))
-    rows = flops.layer_costs(net, (info.channels, info.image_size, info.image_size))
-    grouped = {f"{n}.weight" for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    size = (info.channels, info.image_size, info.image_size)
+    rows = flops.layer_costs(net, size if info.frames == 1 else (info.channels, info.frames, *size[1:]))
+    grouped = {f"{n}.weight" for n, m in net.named_modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) and m.groups > 1}
     g = sum(2 * r["numel"] * r["positions"] for r in rows if r["param"] in grouped)
     f = sum(2 * r["numel"] * r["positions"] for r in rows) - g
     infer = f / FLOPS_PER_S + g / GROUPED_FLOPS_PER_S
@@ -166,12 +173,13 @@ def _model_costs(p: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def _eval_images(section: str, p: Mapping[str, Any], n_test: int) -> float:
-    """Inference passes (images) the section's analysis makes per model."""
-    n_corr = len(p["corruptions"]) or 18
+    """Inference passes (images, or clips) the section's analysis makes per model."""
+    n_corr = len(p["corruptions"]) or (16 if section == "video" else 18)
     per_grid = n_test * (1 + n_corr * len(p["severities"]))
     return {
         "overall": per_grid, "corruptions": per_grid, "cost": per_grid, "augmentation": per_grid,
         "topology": per_grid + 10_000,  # and Fashion-MNIST-C's 10,000 images
+        "video": per_grid,
         "spatial": 0,
         "spectral": n_test * 2 * len(p.get("radii", [])) * p["epochs"],
         "gradcam": p.get("n_images", 0) * 4 * (1 + len(p["severities"])),
@@ -189,11 +197,21 @@ def estimate(section: str, p: Mapping[str, Any], store=None) -> dict[str, float]
     n_test = p["n_test"] or len(data.load(p["dataset"], "test"))
     per_run = [(n_train * train_s * (1 if s.method == "dense" else SPARSE_OVERHEAD) + n_test * infer_s) * s.epochs
                for s in todo]
-    evaluate = _eval_images(section, p, n_test) * infer_s * len(every)
+    evaluate = _eval_images(section, p, n_test) * infer_s * len(every) + _corrupt_clips_s(section, p, n_test)
     n = workers(p, len(every))
     train = sum(per_run) / n
     return {"train_s": train, "eval_s": evaluate / n, "total_s": train + evaluate / n, "runs_to_train": len(todo),
             "runs": len(every), "workers": n}
+
+
+def _corrupt_clips_s(section: str, p: Mapping[str, Any], n_test: int) -> float:
+    """Seconds to make the video section's corrupted test clips once (the image sections' cost is in the noise)."""
+    if section != "video":
+        return 0.0
+    from dstlib import data
+    info = data.info(p["dataset"])
+    pixels = info.frames * info.channels * info.image_size ** 2 / (8 * 20 * 20)
+    return n_test * (len(p["corruptions"]) or 16) * len(p["severities"]) * CORRUPT_S_PER_CLIP * pixels
 
 
 def plan(section: str, p: Mapping[str, Any], *, verbose: bool = True) -> Plan:

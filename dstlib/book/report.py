@@ -317,3 +317,71 @@ def header(plan: Plan) -> str:
                      "`dstlib.book.evidence`): " + "; ".join(plan.shortfalls) + ".")
     table = parameters_table(plan.section, plan.params)
     return "\n\n".join([*lines, table, f"Results go to `{shown_path(plan.results_dir)}/`."])
+
+
+# --- the video section -----------------------------------------------------------------------------------
+def video_test_set(p: Mapping[str, Any]) -> str:
+    """The video section's test set as Table 3 names it."""
+    names = {"moving_fashion_mnist": "Moving Fashion-MNIST clips", "ucf101": "UCF101 split 1"}
+    name = names.get(p["dataset"], p["dataset"])
+    n = len(p["corruptions"]) or 16
+    return f"{name}, {n} video corruptions x {len(p['severities'])} severities"
+
+
+def video_data_note(p: Mapping[str, Any]) -> str:
+    """Markdown: what the video section's data and model are, and what they stand in for."""
+    from dstlib import data, models
+    from dstlib.data import moving
+    info = data.info(p["dataset"])
+    with torch.random.fork_rng(devices=[]):
+        n_params = sum(x.numel() for x in models.create(p["model"], info, widths=tuple(p["widths"])).parameters())
+    where = ("the whole video, before the clip is sampled (the benchmark code's order)" if p["temporal"] == "video"
+             else "the sampled clip")
+    common = (f" The model is `{p['model']}` ({n_params:,} parameters), trained from scratch; the temporal "
+              f"corruptions act on {where}; severities {', '.join(map(str, p['severities']))} (the paper reports "
+              f"four levels, 1 to 4).")
+    if p["dataset"] == "moving_fashion_mnist":
+        return ("**The data.** No real video reaches the machine this profile is built for, so it stands in for "
+                "UCF101 with Moving Fashion-MNIST (`dstlib.data.moving`): "
+                f"{moving.TRAIN_CLIPS:,} training and {moving.TEST_CLIPS:,} test clips of {moving.FRAMES} gray "
+                f"{moving.SIZE} x {moving.SIZE} px frames, each showing a real Fashion-MNIST garment (training clips "
+                "from training images, test clips from test images) that moves right, left, down or up, turns "
+                "clockwise or counter-clockwise, or zooms in or out, with a little camera shake; the label is the "
+                f"motion, not the garment. Clips are sampled from {moving.LENGTH}-frame videos as UCF101's are (the "
+                "middle frame of each of 8 equal intervals), so the temporal corruptions act on whole videos as on "
+                "UCF101; reversal turns each motion into its opposite. The spatial corruptions use the `small` "
+                "table (blurs and shifts scaled for frames of about 32 px). It keeps the paper's design (a 3D CNN "
+                "from scratch, ERK at sparsity 0.1, the same 16 corruptions, dense and DST on the same clips), not "
+                "its scale: accuracies here are not comparable with the paper's, only the sign and size of the "
+                "differences are." + common)
+    if p["dataset"] == "ucf101":
+        return ("**The data.** UCF101 split 1 (trainlist01 / testlist01), read from `$DSTLIB_DATA/ucf101/` "
+                "(`dstlib.data.ucf101`): 8 frames per clip, the middle frame of each of 8 equal intervals, each "
+                "resized to 280 px, centre-cropped and resized to 224 px, the reference's test transform. "
+                "`slow_r50` is what the benchmark's code (Schiappa et al., which the paper follows) calls "
+                "ResNet50; the paper's \"3D ResNet50\" may instead be Hara et al.'s full-3D network (`-p model "
+                "r3d50`); the I3D row is `-p model i3d_r50`." + common)
+    return common.strip()
+
+
+def table1_video_markdown(res: xr.Dataset, v: xr.Dataset, p: Mapping[str, Any]) -> str:
+    """Markdown: this page's robustness accuracies (mean +- sd over seeds) and verdicts beside the paper's video
+    rows of Table 1."""
+    ra, dense = 100 * res["robustness_accuracy"], 100 * res["dense_robustness_accuracy"]
+    methods = [str(m) for m in ra["method"].values]
+    head = "| | model | dense | " + " | ".join(METHOD_NAMES.get(m, m) for m in methods) + " |"
+    lines = [head, "|" + "---|" * (3 + len(methods))]
+    cells = []
+    for m in methods:
+        x, c = ra.loc[dict(method=m)], v.loc[dict(method=m)]
+        cells.append(f"{float(x.mean()):.2f} +- {float(x.std(ddof=1)):.2f} ({100 * float(c['diff']):+.2f}, "
+                     f"[{100 * float(c['lower']):+.2f}, {100 * float(c['upper']):+.2f}], MDD "
+                     f"{100 * float(c['mdd']):.2f}: {c['verdict'].item()})")
+    lines.append(f"| here ({len(p['seeds'])} seeds) | {p['model']} | {float(dense.mean()):.2f} +- "
+                 f"{float(dense.std(ddof=1)):.2f} | " + " | ".join(cells) + " |")
+    for (test, model), (d, _, *vals) in PAPER_TABLE3.items():
+        if test.startswith("UCF101"):
+            by = dict(zip(TABLE3_METHODS, vals))
+            lines.append(f"| the paper | {model} | {d:.2f} | " + " | ".join(
+                f"{by[m]:.2f} ({by[m] - d:+.2f})" if m in by else "" for m in methods) + " |")
+    return "\n".join(lines)

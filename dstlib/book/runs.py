@@ -85,6 +85,8 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
         jobs = []
         for suite in measure.suites(plan.section, params):
             images = measure.CorruptedImages.of(params, store.root, suite)
+            if images is None:  # clips too many to keep: each evaluation makes its own
+                continue
             jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c, s in images.to_generate()
                      if not images._path(c, s).is_file()]
         jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]

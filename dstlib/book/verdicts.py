@@ -68,21 +68,25 @@ def status(v: xr.Dataset, claim: str = "better") -> str:
 
 
 def page_verdict(v: xr.Dataset, shortfalls: Sequence[str], claim: str = "better") -> str:
-    """`status(v)` over the comparisons whose MDD is at most `evidence.MAX_MDD` (those above are left out and
-    counted), or "no verdict: ..." when the runs fall short of the evidence rules or no comparison can detect
-    a difference that small."""
+    """`status(v)`, or "no verdict: ..." when the runs fall short of the evidence rules.
+
+    A tie from a comparison whose MDD exceeds `evidence.MAX_MDD` says nothing (it could not have seen an
+    effect of the paper's size): such ties are left out and counted, and when nothing is left the page gives
+    no verdict. A detected difference counts whatever the MDD: its interval excludes zero at the page's
+    confidence.
+    """
     if shortfalls:
         return f"no verdict: smoke run ({'; '.join(shortfalls)})"
     flat = v.stack(_k=[d for d in v["mdd"].dims]) if v["mdd"].dims else v.expand_dims(_k=[0])
-    ok = np.asarray(flat["mdd"].values, dtype=float) <= evidence.MAX_MDD
-    if not ok.any():
+    weak_tie = ((np.asarray(flat["mdd"].values, dtype=float) > evidence.MAX_MDD)
+                & (np.asarray(flat["verdict"].values) == "no detectable difference"))
+    if weak_tie.all():
         return f"no verdict: too few seeds ({evidence.mdd_shortfall(v['mdd'].values)})"
-    if ok.all():
+    if not weak_tie.any():
         return status(v, claim)
-    left = int((~ok).sum())
-    text = status(flat.isel(_k=np.flatnonzero(ok)), claim)
-    return (f"{text[:-1]}; {left} of {ok.size} comparisons left out: they detect only differences above "
-            f"{100 * evidence.MAX_MDD:.0f} pp)")
+    text = status(flat.isel(_k=np.flatnonzero(~weak_tie)), claim)
+    return (f"{text[:-1]}; {int(weak_tie.sum())} of {weak_tie.size} ties left out: they could detect only "
+            f"differences above {100 * evidence.MAX_MDD:.0f} pp)")
 
 
 def verdict_sentence(v: xr.Dataset, what: str, against: str = "dense training") -> str:

@@ -47,9 +47,9 @@ GPU_FLOPS_PER_S = 60.6e12
 GPU_GROUPED_FLOPS_PER_S = 0.565e12
 #: Training images per dataset, for estimates without the data at hand.
 TRAIN_IMAGES = {"fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000,
-                "imagenet": 1_281_167}
+                "imagenet": 1_281_167, "ucf101": 9_537}  # UCF101: clips of split 1
 TEST_IMAGES = {"fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000, "tiny_imagenet": 10_000,
-               "imagenet": 50_000}
+               "imagenet": 50_000, "ucf101": 3_783}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -358,8 +358,9 @@ def _numbers(model, dataset, widths, stem, width, dense, dense_layers, dense_fir
     info = data.info(dataset)
     with torch.random.fork_rng(devices=[]):
         net = models.create(model, info, widths=widths, stem=stem, width_multiplier=width)
-    rows = flops.layer_costs(net, (info.channels, info.image_size, info.image_size))
-    grouped = {f"{n}.weight" for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    size = (info.channels, info.image_size, info.image_size)  # clips: (C, T, H, W), as dstlib.book.plan
+    rows = flops.layer_costs(net, size if info.frames == 1 else (info.channels, info.frames, *size[1:]))
+    grouped = {f"{n}.weight" for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) and m.groups > 1}
     g = sum(2 * r["numel"] * r["positions"] for r in rows if r["param"] in grouped)
     f = sum(2 * r["numel"] * r["positions"] for r in rows) - g
     weights = sum(t.numel() * 4 for t in net.state_dict().values() if t.is_floating_point())

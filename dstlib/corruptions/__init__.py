@@ -43,6 +43,9 @@ Conventions:
   use luma (ITU-R 601). `saturate` leaves gray images unchanged at severities
   1-3 (a gray pixel has zero saturation) and only darkens them at 4-5, so it
   is left out of `GRAY_NAMES`, the set to evaluate 1-channel data on.
+- Video: `corrupt_video(x, name, severity, seed, index)` corrupts uint8 clips
+  (N, T, C, H, W) with the 16 corruptions of corrupted UCF101 (`VIDEO_NAMES`;
+  `dstlib.corruptions.video`), per-frame ones through the image corruptions above.
 - C-bar: the names of `CBAR_NAMES` (ImageNet-C-bar, 224 px) and `CIFAR_CBAR_NAMES`
   (CIFAR-10-C-bar, 32 px) go through the same `corrupt` and `random_fields`, with
   their own tables ("imagenet", "cifar") and code version `CBAR_VERSION`; see
@@ -63,7 +66,8 @@ from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVE
 __all__ = ["VERSION", "NAMES", "COMMON", "EXTRA", "GRAY_NAMES", "TABLE_NAMES", "TABLES", "STOCHASTIC",
            "corrupt", "corrupt_as_saved", "random_fields", "image_seeds", "default_table",
            "jpeg_roundtrip", "SAVED_JPEG_QUALITY", "CBAR_NAMES", "CIFAR_CBAR_NAMES", "CBAR_VERSION",
-           "FMNIST_C_NAMES", "corrupt_mnist_c", "fashion_mnist_c", "fashion_mnist_c_choice", "mnist_c_fields"]
+           "FMNIST_C_NAMES", "corrupt_mnist_c", "fashion_mnist_c", "fashion_mnist_c_choice", "mnist_c_fields",
+           "VIDEO_NAMES", "VIDEO_TABLE_NAMES", "VIDEO_VERSION", "TEMPORAL", "corrupt_video", "frame_map"]
 
 VERSION = 4
 """Bumped whenever the pixels `corrupt` returns change (2: counter-based draws;
@@ -225,3 +229,7 @@ def corrupt_as_saved(x: torch.Tensor, name: str, severity: int, seed: int = 0, t
 # Fashion-MNIST-C (Weiss and Tonella): its own 15 corruptions at fixed severities (mnist_c.py)
 from dstlib.corruptions.mnist_c import (FMNIST_C_NAMES, corrupt_mnist_c, fashion_mnist_c,  # noqa: E402
                                         fashion_mnist_c_choice, mnist_c_fields)
+
+# corrupted UCF101 (Schiappa et al.): 16 corruptions of uint8 clips (N, T, C, H, W) (video.py)
+from dstlib.corruptions.video import (TEMPORAL, VIDEO_NAMES, VIDEO_TABLE_NAMES, VIDEO_VERSION,  # noqa: E402
+                                      corrupt_video, frame_map)
