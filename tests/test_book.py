@@ -147,6 +147,18 @@ def test_quick_sections_share_runs_and_plan_the_spectral_snapshots_from_the_star
     assert all(not x.snapshots for x in specs["overall"])
 
 
+def test_the_worker_training_a_shared_run_prepares_every_section_that_uses_it():
+    from dstlib.book.plan import sharing_sections
+    q = book.validate("corruptions", quick_params("corruptions"))
+    shared = sharing_sections("corruptions", q)
+    for s in book.specs("corruptions", q):  # the spectral curves are computed where the run is trained
+        assert {sec for sec, _ in shared[s.hash()]} == {"spatial", "spectral", "gradcam"}
+    assert all(p["device"] == q["device"] for v in shared.values() for _, p in v)
+    # a custom run pays only for its own section
+    assert sharing_sections("corruptions", dict(q, seeds=[0, 1])) == {}
+    assert sharing_sections("corruptions", dict(q, workers=1)) != {}
+
+
 def test_the_default_book_meets_every_evidence_rule():
     for s in config.SECTIONS:
         plan = book.plan(s, book.validate(s, quick_params(s)), verbose=False)

@@ -66,7 +66,7 @@ def profile_params(section: str, profile: str) -> dict[str, Any] | None:
 
 
 # parameters that change where things are written or how fast, not what is measured
-_NOT_RESULTS = ("store", "results", "train", "device", "workers", "budget_minutes")
+NOT_RESULTS = ("store", "results", "train", "device", "workers", "budget_minutes")
 
 
 def changed(section: str, p: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -84,7 +84,7 @@ def results_dir(section: str, p: Mapping[str, Any]) -> Path:
         return Path(p["results"])
     root = repo_root()
     base = (root / "results") if root else Path("results")
-    diff = {k: v for k, (_, v) in changed(section, p).items() if k not in _NOT_RESULTS}
+    diff = {k: v for k, (_, v) in changed(section, p).items() if k not in NOT_RESULTS}
     if not diff:
         return base / p["profile"]
     parts = [f"{k}={_slug(v)}" for k, v in sorted(diff.items())]

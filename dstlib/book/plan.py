@@ -148,6 +148,25 @@ def _spectral_snapshots(profile: str) -> dict[str, tuple[int, ...]]:
     return {s.hash(): s.snapshots for s in specs("spectral", dict(sp, _snapshots=True))}
 
 
+def sharing_sections(section: str, p: Mapping[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """{run hash: [(other section, its parameters), ...]}: the profile's other sections that use a run of this
+    one, so that the worker training the run also prepares their per-run results (the spectral section's
+    curves of the runs the corruptions section trains). Empty for a custom run (parameters not the profile's):
+    it should not pay for sections it may never build. Store, device and workers come from `p`."""
+    if params_mod.profile_params(section, p["profile"]) is None or any(
+            k not in params_mod.NOT_RESULTS for k in params_mod.changed(section, p)):
+        return {}
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for other in config.SECTIONS:
+        q = params_mod.profile_params(other, p["profile"]) if other != section else None
+        if q is None:
+            continue
+        q = dict(q, **{k: p[k] for k in ("store", "device", "workers") if k in p})
+        for s in specs(other, dict(q, _snapshots=snapshot_rule(other, q))):
+            out.setdefault(s.hash(), []).append((other, q))
+    return out
+
+
 def snapshot_rule(section: str, p: Mapping[str, Any]) -> bool:
     """Keep a snapshot after every epoch for the spectral section (its during-training curves)."""
     return section == "spectral"

@@ -6,7 +6,9 @@ much more than they gain when anything else runs beside them; so the runs a
 store lacks are trained by `Plan.workers` processes with
 `cpu_count // workers` threads each (OMP_NUM_THREADS caps the cores), and each worker also computes the
 run's per-run results (`measure.prepare`: its robustness evaluation or its
-radius-accuracy curves), which the notebook then reads from the cache. The
+radius-accuracy curves), for its section and for the profile's other sections
+that use the same run (`plan.sharing_sections`), which the notebooks then read
+from the cache. The
 corrupted test images every evaluation shares are generated first, by the
 same pool. On a GPU (or with `workers: 1`) everything runs in this process.
 A run is a pure function of its spec for a given number of threads (the
@@ -21,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from dstlib.book import measure
-from dstlib.book.plan import Plan
+from dstlib.book.plan import Plan, sharing_sections
 
 
 def _threads(workers: int) -> int:
@@ -38,13 +40,16 @@ def _corrupt_job(params: dict, root: str, suite: str, corruption: str, severity:
     measure.CorruptedImages.of(params, root, suite)(corruption, severity)
 
 
-def _run_job(section: str, params: dict, spec: dict, root: str, threads: int) -> str:
+def _run_job(section: str, params: dict, spec: dict, root: str, also: list, threads: int) -> str:
+    """Train (or load) one run and prepare its per-run results for `section` and for the `also` [(section,
+    parameters)] that share it."""
     import torch
     from dstlib.config import RunSpec
     from dstlib.store import Store
     torch.set_num_threads(threads)
     run = Store(root).run(RunSpec.from_dict(spec), device=params["device"], progress=False)
-    measure.prepare(section, params, run, Store(root).root)
+    for sec, p in [(section, params), *also]:
+        measure.prepare(sec, p, run, Store(root).root)
     return run.id
 
 
@@ -89,7 +94,9 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
                 continue
             jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c, s in images.to_generate()
                      if not images._path(c, s).is_file()]
-        jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root))) for s in todo]
+        also = sharing_sections(plan.section, params)
+        jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root), also.get(s.hash(), [])))
+                 for s in todo]
         n = plan.workers
         quiet = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
         bar = tqdm(total=len(todo), desc=f"training {plan.section}", disable=quiet, unit="run")
