@@ -9,6 +9,10 @@ training loop calls them unconditionally.
 
 Conventions: rank 0 alone writes to the store and prints; the spec records the
 global batch size, which the ranks share (`local_batch`).
+
+Tested: gloo on the CPU, two processes on one machine (tests/test_ddp_train.py).
+NCCL, several nodes and Slurm's environment take the same calls but have not
+been run by this project (no GPU or cluster here).
 """
 from __future__ import annotations
 

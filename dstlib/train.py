@@ -41,7 +41,9 @@ images of it (one process: at least 2).
 
 On CUDA: automatic mixed precision (bfloat16 where supported, else float16
 with a gradient scaler). Convolutional models train in channels_last memory
-format on every device. Weights stay float32.
+format on every device. Weights stay float32. The CUDA branches (autocast,
+scaler, CUDA generator state in checkpoints) have not been run by this
+project, which has no GPU; the tests run every other path on the CPU.
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ Executors:
   N tasks on one node that train the run together (DistributedDataParallel, as torchrun);
 - `local`: submitit's local executor (subprocesses on this machine; what the tests use).
 
+The Slurm executor and multi-GPU jobs are written against submitit's documented interface but have not
+been run by this project (no cluster here); `local` runs the same job function through the same array
+submission.
+
 Finished runs are skipped; a run another process is training is left alone, and one that another
 process starts while this sweep goes is put back to the end of its queue (then waited for and loaded),
 so one `sweep` per GPU over the same files shares the work. A failed run is reported and retried

@@ -43,7 +43,8 @@ batch with `torchvision.io.decode_jpeg(..., device=device)` (nvJPEG on CUDA)
 and crops, resizes and flips on the device. The crop and flip are the same
 draws, so the two paths give the same images up to the resize's rounding
 (on the CPU, the same bytes: the test checks it). Only "none" and "rrc_flip"
-run there; "crop_flip" and "deit" need the CPU steps.
+run there; "crop_flip" and "deit" need the CPU steps. The CUDA path (nvJPEG,
+pinned memory) is written for GPUs but has been run only on the CPU here.
 """
 from __future__ import annotations
 
