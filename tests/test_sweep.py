@@ -118,6 +118,12 @@ def test_the_estimate_is_the_flops_rule_at_the_stated_throughput(tmp_path, capsy
     hours = 15 * 3 * dense * 50_000 * 160 / sweep.GPU_FLOPS_PER_S / 3600
     assert float(row[5]) == pytest.approx(hours, abs=0.06) and row[4].strip() == "15 (15)"
     assert "60.6 TFLOP/s for dense layers" in out
+    assert cli.main(["sweep", str(ROOT / "params/paper/video.yaml"), "--estimate"]) == 0  # clips: (C, T, H, W)
+    row = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| video")][0].split("|")
+    net = models.create("slow_r50", "ucf101")
+    clip = flops.count(net, (3, 8, 224, 224))["dense_flops"]
+    assert float(row[5]) == pytest.approx(12 * 3 * clip * sweep.TRAIN_IMAGES["ucf101"] * 80 / sweep.GPU_FLOPS_PER_S
+                                          / 3600, abs=0.06)
 
 
 def test_section_comes_from_the_file_name():
