@@ -88,6 +88,12 @@ def measure(name: str, args) -> list[dict]:
           for _ in range(4)]
     ys = [torch.randint(0, info.num_classes, (batch,), generator=g).to(device) for _ in range(4)]
     rows = []
+    # the machine's own warm-up (allocator, kernels' first calls, CPU frequency) on a throwaway dense loop, so the
+    # first method's pairs do not carry it
+    warm = Loop(base, RunSpec(model=name, dataset=dataset, epochs=1000, lr=0.1), info, device, 1000 * interval)
+    for i in range(2 * args.warmup):
+        warm.step(xs[i % 4], ys[i % 4])
+    del warm
     for method in args.methods:
         # the paper's dT over a long run: no update falls in the timed steps; `update` below times real ones
         spec = RunSpec(model=name, dataset=dataset, method=method, sparsity=args.sparsity, distribution=distribution,
