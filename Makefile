@@ -85,6 +85,8 @@ bench: install data
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_cbar.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_mnist_c.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_cht.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_train.py --threads 1 --width 0.25 --models resnet34 --batch 32 --steps 12
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_train.py --threads 1 --width 0.25 --models resnet50 --batch 8 --steps 8
 
 convergence: install data
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/convergence.py

@@ -10,7 +10,7 @@ import importlib
 import re
 import sys
 
-COMMANDS = ("train", "corrupt")
+COMMANDS = ("train", "corrupt", "sweep")
 
 
 def _available() -> dict[str, object]:

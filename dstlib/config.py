@@ -30,7 +30,9 @@ VIDEO_DATASETS = ("moving_fashion_mnist", "ucf101")  # clips (N, T, C, H, W); th
 METHODS = ("dense", "static", "set", "rigl", "mest_r", "mest_g", "granet_r", "granet_g", "acdc", "chts")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
-AUGMENTATIONS = ("none", "crop_flip", "rrc_flip")
+AUGMENTATIONS = ("none", "crop_flip", "rrc_flip", "deit")
+#: The augmentations of clips (held in memory): deit is applied while decoding image folders (dstlib.data.stream).
+CLIP_AUGMENTATIONS = tuple(a for a in AUGMENTATIONS if a != "deit")
 DISTRIBUTIONS = ("uniform", "erk")
 PRUNE_RATE_DECAYS = ("cosine", "polynomial", "constant", "cosine_floor")
 SOFT_BOUND_MODES = ("relative", "absolute")
@@ -61,6 +63,9 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
 
 SPARSITY_FIELDS = tuple(dict.fromkeys(f for opts in METHOD_OPTIONS.values() for f in opts))
 NOT_HASHED = ("snapshots", "monitor_size", "sparse_kernels")
+#: Fields added after runs were stored: left out of the canonical spec at their default, so every
+#: run stored before them keeps its hash.
+HASHED_UNLESS_DEFAULT = ("cutmix", "random_erasing", "drop_path", "width_multiplier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +102,10 @@ class RunSpec:
     label_smoothing: float = 0.0
     augmentation: str = "none"
     mixup: float = 0.0                    # mixup Beta(alpha, alpha); 0 turns it off
+    cutmix: float = 0.0                   # CutMix Beta(alpha, alpha); with mixup too, one of the two per batch
+    random_erasing: float = 0.0           # probability of erasing one random box per image (noise fill)
+    drop_path: float = 0.0                # stochastic depth rate (timm models that take drop_path_rate)
+    width_multiplier: float = 1.0         # channel / embedding width of the paper's models times this
     # sparse training (see dstlib.sparsity.create for each option's meaning and source)
     method: str = "dense"
     sparsity: float = 0.5
@@ -150,6 +159,8 @@ class RunSpec:
         out: dict[str, Any] = {"spec_version": SPEC_VERSION}
         for f in dataclasses.fields(self):
             if f.name in NOT_HASHED or (f.name in SPARSITY_FIELDS and f.name not in used):
+                continue
+            if f.name in HASHED_UNLESS_DEFAULT and getattr(self, f.name) == f.default:
                 continue
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
@@ -263,6 +274,10 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("label_smoothing", *_range(0, 1, hi_open=True)),
     ("augmentation", *_choice(AUGMENTATIONS)),
     ("mixup", lambda v, s: v >= 0, "a number >= 0 (0 turns mixup off)"),
+    ("cutmix", lambda v, s: v >= 0, "a number >= 0 (0 turns CutMix off)"),
+    ("random_erasing", *_range(0, 1)),
+    ("drop_path", *_range(0, 1, hi_open=True)),
+    ("width_multiplier", lambda v, s: v > 0, "a number > 0 (1: the model's own widths)"),
     ("method", *_choice(METHODS)),
     ("sparsity", *_range(0, 1, hi_open=True)),
     ("distribution", *_choice(DISTRIBUTIONS)),
@@ -338,8 +353,16 @@ HELP: dict[str, str] = {
     "momentum": "SGD momentum, or AdamW beta1",
     "nesterov": "Nesterov momentum (SGD)",
     "label_smoothing": "label smoothing of the cross-entropy",
-    "augmentation": f"training augmentation: {', '.join(AUGMENTATIONS)}",
+    "augmentation": f"training augmentation: {', '.join(AUGMENTATIONS)} (deit: random-resized crop, flip and "
+                    "RandAugment rand-m9-mstd0.5-inc1)",
     "mixup": "mixup Beta(alpha, alpha) parameter; 0 turns mixup off",
+    "cutmix": "CutMix Beta(alpha, alpha) parameter; 0 turns it off; with mixup as well, each batch takes one of "
+              "the two with probability 1/2 (DeiT's recipe)",
+    "random_erasing": "probability of replacing one random box of each training image by Gaussian noise "
+                      "(DeiT's recipe: 0.25)",
+    "drop_path": "stochastic depth rate of timm models (DeiT-base: 0.1)",
+    "width_multiplier": "channel (embedding) widths of vgg16, resnet34 and the timm resnet, efficientnet_b0 and "
+                        "ViT / DeiT models times this (1: the paper's models; smaller for tests)",
     "method": f"training method: {', '.join(METHODS)}",
     "sparsity": "target fraction of zeros in the sparse layers",
     "distribution": f"layer densities: {', '.join(DISTRIBUTIONS)}",
@@ -430,7 +453,7 @@ NOTEBOOK_PARAMS: dict[str, tuple[str, str]] = {
     "temporal": ("str", "where temporal video corruptions act: video (the whole video, then the clip is sampled, "
                         "as the reference) or clip"),
     "weight_decay": ("float", "weight decay of SGD (L2), 0 or more"),
-    "augmentation": ("str", f"training augmentation: {', '.join(AUGMENTATIONS)} (clips: one crop and flip per clip)"),
+    "augmentation": ("str", f"training augmentation: {', '.join(CLIP_AUGMENTATIONS)} (clips: one crop and flip per clip)"),
 }
 
 SECTION_PARAMS: dict[str, tuple[str, ...]] = {
@@ -582,5 +605,78 @@ def check_notebook_params(section: str, params: Mapping[str, Any],
     if "weight_decay" in p and not p["weight_decay"] >= 0:
         raise _nb_error("weight_decay", p["weight_decay"], "a number >= 0")
     if "augmentation" in p:
-        check_choice("augmentation", p["augmentation"], AUGMENTATIONS)
+        check_choice("augmentation", p["augmentation"], CLIP_AUGMENTATIONS)
     return out
+
+
+# ======================================================================================
+# Recipes: a profile's RunSpec fields per model and dataset
+# --------------------------------------------------------------------------------------
+# `params/<profile>/recipes.yaml` (optional) gives, for a (model, dataset), the RunSpec
+# fields of the paper's recipe that the notebook parameters do not carry (augmentation,
+# the classifier's sparsity, MEST's bound, the LR schedule, ...), and the epochs after
+# which a run keeps a snapshot for the spectral section. Every run of that profile with
+# that model and dataset gets them (`dstlib.book.plan.base_spec`).
+# ======================================================================================
+#: RunSpec fields the notebook parameters set: a recipe may not set them too.
+PLAN_FIELDS = ("model", "dataset", "widths", "seed", "epochs", "batch_size", "lr", "method", "train_subset",
+               "monitor_size", "sparsity", "distribution", "update_interval", "snapshots", "topology_init")
+RECIPE_KEYS = ("model", "dataset", "spec", "snapshot_epochs", "note")
+
+
+def check_recipes(data: Any, source: str = "recipes") -> list[dict[str, Any]]:
+    """A recipes file's entries, checked: a list of {model, dataset, spec, snapshot_epochs, note}.
+
+    `spec` holds RunSpec fields (not PLAN_FIELDS), each value checked as RunSpec checks it (for every method
+    that reads it); `snapshot_epochs` is a list of epochs >= 1 (empty or absent: every epoch); `note` is text
+    for the reader. One-line ValueError naming the entry, the key and what is allowed.
+    """
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ValueError(f"{source}: {type(data).__name__} is invalid; allowed: a list of entries with keys "
+                         f"{', '.join(RECIPE_KEYS)}")
+    out, seen = [], set()
+    for i, entry in enumerate(data):
+        where = f"{source}[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where}={entry!r} is invalid; allowed: a mapping with keys {', '.join(RECIPE_KEYS)}")
+        unknown = sorted(set(entry) - set(RECIPE_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: key {unknown[0]!r} is invalid; allowed: {', '.join(RECIPE_KEYS)}")
+        model, dataset = entry.get("model"), entry.get("dataset")
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"{where}.model={model!r} is invalid; allowed: a model name")
+        check_choice(f"{where}.dataset", dataset, DATASETS)
+        if (model, dataset) in seen:
+            raise ValueError(f"{where}: ({model}, {dataset}) is repeated; allowed: one entry per model and dataset")
+        seen.add((model, dataset))
+        spec = dict(entry.get("spec") or {})
+        for key in spec:
+            if key not in FIELD_NAMES:
+                raise ValueError(f"{where}.spec: field {key!r} is unknown; valid fields: {', '.join(FIELD_NAMES)}")
+            if key in PLAN_FIELDS:
+                raise ValueError(f"{where}.spec: field {key!r} is a notebook parameter; allowed: the fields a "
+                                 f"notebook does not set (not {', '.join(PLAN_FIELDS)})")
+        for method in METHODS:  # each value checked by every method that reads it
+            used = {k: v for k, v in spec.items() if k not in SPARSITY_FIELDS or k in METHOD_OPTIONS[method]}
+            try:
+                RunSpec(model=model, dataset=dataset, method=method, epochs=10_000, **used)
+            except ValueError as e:
+                raise ValueError(f"{where}.spec: {e}") from None
+        epochs = entry.get("snapshot_epochs") or []
+        if (not isinstance(epochs, list) or any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in epochs)
+                or len(set(epochs)) != len(epochs)):
+            raise ValueError(f"{where}.snapshot_epochs={epochs!r} is invalid; allowed: distinct integers >= 1 "
+                             f"(empty: every epoch)")
+        out.append({"model": model, "dataset": dataset, "spec": spec, "snapshot_epochs": sorted(epochs),
+                    "note": str(entry.get("note") or "")})
+    return out
+
+
+def recipe_for(recipes: list[dict[str, Any]], model: str, dataset: str) -> dict[str, Any] | None:
+    """The entry of (model, dataset) in checked recipes, or None."""
+    for r in recipes:
+        if r["model"] == model and r["dataset"] == dataset:
+            return r
+    return None

@@ -89,6 +89,24 @@ def _batch(ds, start: int, stop: int) -> torch.Tensor:
     return torch.stack([ds[i][0] for i in range(start, stop)])
 
 
+def _batches(ds, n: int, batch_size: int, pin_memory: bool = False):
+    """(start, uint8 images) of the first n images, batch by batch: slices of an in-memory set, or decoded by
+    worker processes (up to 8) for a set decoded on access (ImageNet, a published folder-layout -C set)."""
+    if hasattr(ds, "images") or isinstance(ds, torch.Tensor):
+        images = ds.images if hasattr(ds, "images") else ds
+        for st in range(0, n, batch_size):
+            yield st, images[st:min(n, st + batch_size)]
+        return
+    import os
+
+    from dstlib.data import stream
+    workers = min(8, os.cpu_count() or 1) if n > batch_size else 0
+    st = 0
+    for x, _ in stream.eval_loader(ds, range(n), batch_size=batch_size, workers=workers, pin_memory=pin_memory):
+        yield st, x
+        st += len(x)
+
+
 def _identity(ds, n: int) -> str:
     if hasattr(ds, "images"):
         return _hash_tensors([ds.images[:n], ds.labels[:n]])
@@ -165,6 +183,19 @@ def _predict(model, x_uint8, info, classes):
     if classes is not None:
         return classes[logits[:, classes].argmax(1)]
     return logits.argmax(1)
+
+
+def _eval_key(run, model, spec: dict) -> tuple[str, str]:
+    """(model identity, cache key) of an evaluation described by `spec`: the run id, or the hash of a
+    module's weights."""
+    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
+    return ident, hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_path(run, cache_dir, name: str) -> Path | None:
+    """<run>/eval/<name> for a stored run, <cache_dir>/<name> for a module, None (not cached) without either."""
+    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
+    return folder / name if folder is not None else None
 
 
 def robustness(model, dataset, corruptions: Sequence[str] | None = None,
@@ -262,10 +293,8 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     if video:
         spec.update(temporal=temporal if generated else None,
                     corruptions_version=dc.VIDEO_VERSION if generated else None)
-    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
-    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
-    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"{key}.nc" if folder is not None else None
+    ident, key = _eval_key(run, model, spec)
+    path = _cache_path(run, cache_dir, f"{key}.nc")
     if path is not None and path.exists():
         return _load(path)
 
@@ -279,11 +308,12 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
     # generated: one pass over the images, each clean batch loaded (decoded) once and corrupted on the device;
     # benchmark: one (corruption, severity) array in memory at a time
     shape = tuple(_batch(ds, 0, 1).shape[1:])
+    pin = dev.type == "cuda"
     try:
         with torch.no_grad():
-            for st in range(0, n, batch_size):
-                stop = min(n, st + batch_size)
-                x = _batch(ds, st, stop).to(dev)
+            for st, x in _batches(ds, n, batch_size, pin):
+                stop = st + len(x)
+                x = x.to(dev, non_blocking=True)
                 y = labels[st:stop].to(dev)
                 idx = torch.arange(st, stop)
                 clean[st:stop] = (_predict(net, x, ds.info, None) == y).cpu().numpy()
@@ -305,14 +335,21 @@ def robustness(model, dataset, corruptions: Sequence[str] | None = None,
             for i, c in enumerate(corruptions if not generated else ()):
                 for j, s in enumerate(severities):
                     full = benchmark(c, s)
-                    if (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.ndim != len(shape) + 1
+                    lazy = not isinstance(full, torch.Tensor) and hasattr(full, "__getitem__") and hasattr(full, "__len__")
+                    if lazy:  # a set decoded on access (a published folder-layout -C set): checked batch by batch
+                        if len(full) < n:
+                            raise ValueError(f"benchmark({c!r}, {s}) gave {len(full)} images; allowed: at least {n}")
+                    elif (not isinstance(full, torch.Tensor) or full.dtype != torch.uint8 or full.ndim != len(shape) + 1
                             or full.shape[0] < n or tuple(full.shape[1:]) != shape):
                         raise ValueError(f"benchmark({c!r}, {s}) gave {getattr(full, 'dtype', type(full).__name__)} "
                                          f"{tuple(getattr(full, 'shape', ()))}; allowed: uint8 (>= {n}, {', '.join(map(str, shape))})")
-                    for st in range(0, n, batch_size):
-                        y = labels[st:st + batch_size].to(dev)
-                        xc = full[st:st + len(y)].to(dev)
-                        correct[i, j, st:st + len(y)] = (_predict(net, xc, ds.info, None) == y).cpu().numpy()
+                    for st, xc in _batches(full, n, batch_size, pin):
+                        if lazy and (xc.dtype != torch.uint8 or tuple(xc.shape[1:]) != shape):
+                            raise ValueError(f"benchmark({c!r}, {s}) gave {xc.dtype} images of shape "
+                                             f"{tuple(xc.shape[1:])}; allowed: uint8 {shape}")
+                        y = labels[st:st + len(xc)].to(dev)
+                        correct[i, j, st:st + len(y)] = (_predict(net, xc.to(dev, non_blocking=True), ds.info, None)
+                                                         == y).cpu().numpy()
                         bar.update(len(y))
     finally:
         bar.close()
@@ -383,10 +420,8 @@ def mnist_c_accuracy(model, dataset="fashion_mnist", seed: int = 0, n_test: int 
             "data": _identity(ds, n), "seed": seed if generated else None,
             "source": "generated" if generated else "files:" + _identity(stored, n),
             "corruptions_version": dc.mnist_c.MNIST_C_VERSION if generated else None}
-    folder = Path(run.path) / "eval" if run is not None else (Path(cache_dir) if cache_dir is not None else None)
-    ident = run.id if run is not None else _hash_tensors(list(model.state_dict().values()))
-    key = hashlib.sha256(json.dumps({"model": ident, "eval": spec}, sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"mnist_c_{key}.nc" if folder is not None else None
+    ident, key = _eval_key(run, model, spec)
+    path = _cache_path(run, cache_dir, f"mnist_c_{key}.nc")
     if path is not None and path.exists():
         return _load(path)
 

@@ -72,21 +72,9 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
+from dstlib.wrappers import unwrap
+
 _COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
-
-def _unwrap(model: nn.Module) -> tuple[nn.Module, str]:
-    """The model inside DDP / DataParallel (`.module`) and `torch.compile` (`._orig_mod`) wrappers and
-    the prefix of its parameter names there (as `dstlib.sparsity.masks.unwrap`; this module imports no
-    other module of ours but config)."""
-    prefix = ""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model, prefix = model.module, prefix + "module."
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model, prefix = model._orig_mod, prefix + "_orig_mod."
-        else:
-            return model, prefix
 
 
 def _mha_rows(mname: str, mod: nn.MultiheadAttention, args: tuple, kwargs: dict) -> list[dict]:
@@ -142,7 +130,7 @@ def layer_costs(model: nn.Module, input_size: tuple[int, ...]) -> list[dict]:
     """
     input_size = _check_input_size(input_size)
     wrapper = model
-    model, prefix = _unwrap(model)
+    model, prefix = unwrap(model)
     rows: dict[tuple, dict] = {}
     hooks = []
     mha_out = {f"{n}.out_proj" if n else "out_proj" for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}

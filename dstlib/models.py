@@ -16,6 +16,12 @@ block (as the paper's CIFAR ResNet34, a 3x3 stride-1 stem without max-pool).
 Larger images keep timm's stem: the paper's EfficientNet-B0 on 64-px
 Tiny-ImageNet keeps the stride-2 stem. `stem="small"` / `"standard"` force
 either choice.
+
+`width_multiplier` scales the channel widths of `vgg16`, `resnet34`, timm's
+ResNets and `efficientnet_b0`, and the embedding width of timm's ViT / DeiT
+models (heads kept, so each head is narrower): the paper's architectures at
+reduced width, for tests and budgets; 1 builds the paper's models.
+`drop_path` is timm's stochastic depth rate (`drop_path_rate`).
 """
 from __future__ import annotations
 
@@ -42,7 +48,11 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, dataset, *, widths: tuple[int, ...] = (), stem: str = "auto") -> nn.Module:
+WIDTH_SCALED = ("vgg16", "resnet34")  # ours; timm: resnet*, efficientnet_b0, vit_* / deit_*
+
+
+def create(name: str, dataset, *, widths: tuple[int, ...] = (), stem: str = "auto", width_multiplier: float = 1.0,
+           drop_path: float = 0.0) -> nn.Module:
     """Build model `name` for `dataset` (a name or a `dstlib.data.DatasetInfo`)."""
     from dstlib.data import info as dataset_info  # data imports config only; no cycle
 
@@ -50,11 +60,19 @@ def create(name: str, dataset, *, widths: tuple[int, ...] = (), stem: str = "aut
     check_choice("stem", stem, STEMS)
     small = stem == "small" or (stem == "auto" and info.image_size <= 32)
     if name in _REGISTRY:
+        if drop_path:
+            raise ValueError(f"drop_path={drop_path!r} is invalid for model {name!r}; allowed: 0 (timm models only)")
+        if name in WIDTH_SCALED:
+            return _REGISTRY[name](info, widths=tuple(widths), small=small, width=width_multiplier)
+        if width_multiplier != 1:
+            raise ValueError(f"width_multiplier={width_multiplier!r} is invalid for model {name!r}; allowed: 1 "
+                             f"(its widths set it; scaled: {', '.join(WIDTH_SCALED)} and timm ResNets, "
+                             f"efficientnet_b0, ViT / DeiT)")
         return _REGISTRY[name](info, widths=tuple(widths), small=small)
     check_name(name)
     if widths:
         raise ValueError(f"widths={list(widths)!r} is invalid for timm model {name!r}; allowed: () ")
-    return _timm_model(name, info, small)
+    return _timm_model(name, info, small, width_multiplier, drop_path)
 
 
 def check_name(name: str) -> None:
@@ -174,29 +192,35 @@ class VGG16(nn.Module):
     (the paper's Table 5 parameter counts need it).
     """
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int, width: float = 1.0):
         super().__init__()
         layers, prev = [], channels
         for v in VGG16_CONVS:
             if v == "M":  # ceil_mode: 28-px images still reach 1x1 (identical at 32 px)
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             else:
-                layers += conv_bn(prev, v)
-                prev = v
+                layers += conv_bn(prev, _scaled(v, width))
+                prev = _scaled(v, width)
+        head = _scaled(512, width)
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                                        nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                                        nn.Linear(512, num_classes))
+        self.classifier = nn.Sequential(nn.Linear(prev, head), nn.BatchNorm1d(head), nn.ReLU(inplace=True),
+                                        nn.Linear(head, head), nn.BatchNorm1d(head), nn.ReLU(inplace=True),
+                                        nn.Linear(head, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))
 
 
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
 @register("vgg16")
-def vgg16(info, widths=(), small=True) -> nn.Module:
+def vgg16(info, widths=(), small=True, width=1.0) -> nn.Module:
     if widths:
-        raise ValueError(f"widths={list(widths)!r} is invalid for vgg16; allowed: () (fixed architecture)")
-    return VGG16(info.channels, info.num_classes)
+        raise ValueError(f"widths={list(widths)!r} is invalid for vgg16; allowed: () (fixed architecture; "
+                         f"width_multiplier scales it)")
+    return VGG16(info.channels, info.num_classes, width)
 
 
 class BasicBlock(nn.Module):
@@ -223,42 +247,73 @@ class ResNet34(nn.Module):
     projection shortcuts, global average pool, linear classifier.
     """
 
-    def __init__(self, channels: int, num_classes: int, small: bool = True):
+    def __init__(self, channels: int, num_classes: int, small: bool = True, width: float = 1.0):
         super().__init__()
+        c0 = _scaled(64, width)
         if small:
-            self.stem = nn.Sequential(nn.Conv2d(channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(nn.Conv2d(channels, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
         else:
-            self.stem = nn.Sequential(nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+            self.stem = nn.Sequential(nn.Conv2d(channels, c0, 7, 2, 3, bias=False), nn.BatchNorm2d(c0),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
-        blocks, cin = [], 64
-        for width, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        blocks, cin = [], c0
+        for base, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
             for i in range(n):
-                blocks.append(BasicBlock(cin, width, stride if i == 0 else 1))
-                cin = width
+                blocks.append(BasicBlock(cin, _scaled(base, width), stride if i == 0 else 1))
+                cin = _scaled(base, width)
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Linear(cin, num_classes)
 
     def forward(self, x):
         return self.classifier(self.pool(self.layers(self.stem(x))))
 
 
 @register("resnet34")
-def resnet34(info, widths=(), small=True) -> nn.Module:
+def resnet34(info, widths=(), small=True, width=1.0) -> nn.Module:
     if widths:
-        raise ValueError(f"widths={list(widths)!r} is invalid for resnet34; allowed: () (fixed architecture)")
-    return ResNet34(info.channels, info.num_classes, small)
+        raise ValueError(f"widths={list(widths)!r} is invalid for resnet34; allowed: () (fixed architecture; "
+                         f"width_multiplier scales it)")
+    return ResNet34(info.channels, info.num_classes, small, width)
 
 
 # --- timm ---------------------------------------------------------------------------------
-def _timm_model(name: str, info, small: bool) -> nn.Module:
+def _timm_model(name: str, info, small: bool, width: float = 1.0, drop_path: float = 0.0) -> nn.Module:
     import timm
 
     kwargs = dict(pretrained=False, num_classes=info.num_classes, in_chans=info.channels)
+    if drop_path:
+        kwargs["drop_path_rate"] = drop_path
+    if width != 1:
+        return _timm_scaled(name, info, small, width, kwargs)
     try:  # transformers take the input size; CNNs do not accept it
         model = timm.create_model(name, img_size=info.image_size, **kwargs)
     except TypeError:
         model = timm.create_model(name, **kwargs)
+    if small:
+        _small_input_stem(model)
+    return model
+
+
+def _timm_scaled(name: str, info, small: bool, width: float, kwargs: dict) -> nn.Module:
+    """A timm model at `width` times its channel (embedding) widths, through the builder's own arguments."""
+    import timm
+    from timm.models import efficientnet
+
+    module = timm.models.model_entrypoint(name).__module__.rsplit(".", 1)[-1]
+    if module == "resnet":
+        model = timm.create_model(name, channels=tuple(_scaled(c, width) for c in (64, 128, 256, 512)),
+                                  stem_width=_scaled(64, width), **kwargs)
+    elif name == "efficientnet_b0":  # its builder takes the multiplier (timm's B0-B7 scaling)
+        model = efficientnet._gen_efficientnet(name, channel_multiplier=width, depth_multiplier=1.0, **kwargs)
+    elif module in ("vision_transformer", "deit"):
+        with torch.device("meta"):  # the widths only, nothing allocated
+            probe = timm.create_model(name, pretrained=False, num_classes=1)
+        heads = probe.blocks[0].attn.num_heads
+        dim = max(heads, int(round(probe.embed_dim * width / heads)) * heads)
+        model = timm.create_model(name, img_size=info.image_size, embed_dim=dim, **kwargs)
+    else:
+        raise ValueError(f"width_multiplier={width!r} is invalid for timm model {name!r}; allowed: 1 (scaled: "
+                         f"{', '.join(WIDTH_SCALED)}, timm ResNets, efficientnet_b0, ViT / DeiT)")
     if small:
         _small_input_stem(model)
     return model
@@ -278,6 +333,12 @@ def _small_input_stem(model: nn.Module) -> None:
     pool = getattr(model, "maxpool", None)
     if isinstance(pool, nn.MaxPool2d):
         model.maxpool = nn.Identity()
+
+
+def for_spec(spec, info=None) -> nn.Module:
+    """The model of a `RunSpec` (its model, dataset or `info`, widths, stem, width multiplier, drop path)."""
+    return create(spec.model, info if info is not None else spec.dataset, widths=spec.widths, stem=spec.stem,
+                  width_multiplier=spec.width_multiplier, drop_path=spec.drop_path)
 
 
 from dstlib import video_models  # noqa: E402,F401  (registers the video networks)

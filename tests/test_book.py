@@ -479,6 +479,11 @@ def test_summary_lists_verdicts_and_table3_beside_the_papers(tmp_path):
     assert "| CIFAR10-C | VGG16 | 73.32 | 0.4 | 73.64 | 73.47 | 73.32 |" in text and "NaN" not in text
     smoke_row = book.table3_row(plan, "x", 0.7, best, "no verdict: smoke run (tiny)")
     assert smoke_row["methods"]["rigl"]["verdict"] == "no verdict" and "smoke run" in smoke_row["evidence"]
+    # a tie whose design cannot see 2 pp is no verdict; a detected difference stands whatever its MDD
+    cells = {"rigl": dict(best["rigl"], verdict="no detectable difference", mdd=0.025),
+             "set": dict(best["rigl"], verdict="worse", diff=-0.04, mdd=0.025)}
+    row = book.table3_row(plan, "x", 0.7, cells, "not reproduced (...)")
+    assert row["methods"]["rigl"]["verdict"] == "no verdict" and row["methods"]["set"]["verdict"] == "worse"
     out = tmp_path / "s.md"
     assert book.main(["summary", plan.params["results"], str(out)]) == 0 and out.read_text() == text
     assert book.main(["bogus"]) == 2

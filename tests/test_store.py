@@ -68,8 +68,57 @@ def test_snapshots_change_neither_hash_nor_result(tmp_path, tiny_spec):
     assert not torch.equal(first.state_dict()["classifier.weight"], final.state_dict()["classifier.weight"])
     with pytest.raises(ValueError, match="epoch=2 has no snapshot"):
         a.snapshot(2)
-    with pytest.raises(ValueError, match=r"asks for epochs \[2\] that run"):
-        Store(tmp_path / "a").run(tiny_spec.replace(snapshots=(2,)), progress=False)
+    with pytest.raises(ValueError, match=r"asks for epochs \[2\] that run .* allowed: Store.run\(spec\) with training on"):
+        Store(tmp_path / "a").load(tiny_spec.replace(snapshots=(2,)))
+
+
+def test_snapshots_are_added_to_a_finished_run_not_refused_nor_stored_twice(tmp_path, tiny_spec):
+    store = Store(tmp_path)
+    first = store.run(tiny_spec.replace(snapshots=(3,)), progress=False)  # one section trains it first
+    stamps = {n: (first.path / n).stat().st_mtime_ns for n in ("weights.safetensors", "masks.safetensors",
+                                                                "history.json", "snapshots/epoch_3.safetensors")}
+    wanted = tiny_spec.replace(snapshots=(1, 2))  # the spectral section then asks for others
+    assert store.missing_snapshots(wanted) == [1, 2]
+    again = store.run(wanted, progress=False)
+    assert again.trained_now and again.id == first.id and [r.id for r in store.runs()] == [first.id]
+    assert again.snapshots == [1, 2, 3] and again.spec.snapshots == (1, 2, 3) and store.missing_snapshots(wanted) == []
+    assert stamps == {n: (first.path / n).stat().st_mtime_ns for n in stamps}  # the stored result is untouched
+    reference = Store(tmp_path / "ref").run(tiny_spec.replace(snapshots=(1, 2, 3)), progress=False)
+    for e in (1, 2, 3):  # the replay's snapshots are the uninterrupted run's
+        a, b = again.snapshot(e)[0].state_dict(), reference.snapshot(e)[0].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), e
+    added = json.loads((first.path / "snapshots" / "added.json").read_text())
+    assert added == [{"epochs": [1, 2], "exact": True, "device": "cpu"}]
+    assert not (first.path / "replay").exists()
+    store.verify(wanted)
+    assert not store.run(wanted, progress=False).trained_now
+
+
+def test_an_interrupted_replay_resumes_to_the_same_snapshots(tmp_path, tiny_spec, monkeypatch):
+    from dstlib.train import Trainer
+    store = Store(tmp_path)
+    run = store.run(tiny_spec, progress=False)
+    replay = tiny_spec.replace(snapshots=(1, 3))
+    real, calls = Trainer.train_epoch, {"n": 0}
+
+    def killed_in_epoch_2(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        store.run(replay, progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", real)
+    assert (run.path / "replay" / "checkpoint.json").is_file() and (run.path / "snapshots/epoch_1.safetensors").is_file()
+    assert run.snapshots == [] and store.missing_snapshots(replay) == [1, 3]  # not listed until the replay ends
+    done = store.run(replay, progress=False)
+    reference = Store(tmp_path / "ref").run(replay, progress=False)
+    assert done.snapshots == [1, 3] and not (run.path / "replay").exists()
+    for e in (1, 3):
+        a, b = done.snapshot(e)[0].state_dict(), reference.snapshot(e)[0].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), e
 
 
 @pytest.mark.parametrize("name", ["weights.safetensors", "history.json", "masks.safetensors", "spec.json"])
@@ -98,11 +147,11 @@ def test_damaged_checkpoint_is_reported_not_loaded(tmp_path, tiny_spec, monkeypa
     calls = {"n": 0}
     real = train.Trainer.train_epoch
 
-    def crash_in_epoch_2(self, progress=False):
+    def crash_in_epoch_2(self, progress=False, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(self, progress)
+        return real(self, progress, **kwargs)
 
     monkeypatch.setattr(train.Trainer, "train_epoch", crash_in_epoch_2)
     store = Store(tmp_path)

@@ -26,10 +26,16 @@ def run_of(plan: Plan, runs: Mapping[str, Any], method: str, sparsity: float, se
 
 
 def test_set(params: Mapping[str, Any]):
-    """(the test ImageSet, n) for the parameters' n_test."""
+    """(the test set, n) for the parameters' n_test: an ImageSet, or a set decoded on access (ImageNet)."""
     from dstlib import data
     ds = data.load(params["dataset"], "test")
     return ds, min(params["n_test"] or len(ds), len(ds))
+
+
+def images_of(ds, start: int, stop: int) -> torch.Tensor:
+    """uint8 test images start:stop of an in-memory set or of one decoded on access."""
+    from dstlib import evaluate
+    return evaluate._batch(ds, start, stop)
 
 
 def corruptions_of(params: Mapping[str, Any], info) -> list[str]:
@@ -45,6 +51,12 @@ def corruptions_of(params: Mapping[str, Any], info) -> list[str]:
     return [c for c in names if c in dc.GRAY_NAMES] if info.channels == 1 else names
 
 
+def evaluate_suite_names(info, suite: str) -> tuple[str, ...]:
+    """The corruption names of a suite for a dataset (`dstlib.evaluate.default_corruptions`)."""
+    from dstlib import evaluate
+    return evaluate.default_corruptions(info, suite)
+
+
 def _stack(parts: Sequence, name: str, values: Sequence):
     return xr.concat(list(parts), dim=xr.DataArray(list(values), dims=name, name=name))
 
@@ -56,28 +68,47 @@ class CorruptedImages:
     `dstlib.corruptions.corrupt_as_saved` with the dataset's table and index =
     image positions, so the images are the very ones `evaluate.robustness`
     would generate (JPEG-85 round trip for the tiny and imagenet tables). Kept in memory
-    and in `<store>/_corrupted/<key>.safetensors` (written atomically).
+    and in `<store>/_corrupted/<key>.safetensors` (written atomically), generated on `device`.
+
+    Where the published set is under $DSTLIB_DATA (`dstlib.data.official`), its
+    images are used for the corruptions it has (`official`), in test-set order.
+    A test set decoded on access (ImageNet) is not copied: the corruptions the
+    published set lacks are generated batch by batch during each evaluation, on
+    the model's device (`on_the_fly`), the same images again.
     """
 
     def __init__(self, ds, n: int, corruptions: Sequence[str], severities: Sequence[int], seed: int, root: Path,
-                 suite: str = "common"):
+                 suite: str = "common", device: str = "cpu"):
         import dstlib.corruptions as dc
-        self.ds, self.n, self.seed, self.suite = ds, n, seed, suite
+        from dstlib import evaluate
+        from dstlib.data import official
+        self.ds, self.n, self.seed, self.suite, self.device = ds, n, seed, suite, device
         # C-bar has its own two tables, chosen by image size (CIFAR-10-C-bar's up to 84 px)
         self.table = (ds.info.corruption_table if suite == "common"
                       else dc.cbar.default_table(ds.info.image_size, ds.info.image_size))
         self.corruptions, self.severities = list(corruptions), list(severities)
-        ident = hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16]
+        self.in_memory = hasattr(ds, "images")
+        ident = (hashlib.sha256(ds.images[:n].numpy().tobytes()).hexdigest()[:16] if self.in_memory
+                 else evaluate._identity(ds, n))
         # a fingerprint of the corruption code's output on a few images: cached copies and the evaluations
         # keyed by `name` are not reused after a change to dstlib.corruptions
-        h, probe = hashlib.sha256(), ds.images[:min(4, n)]
+        h = hashlib.sha256()
         for c in self.corruptions:
             for s in self.severities:
-                h.update(dc.corrupt_as_saved(probe, c, s, seed=seed, table=self.table,
-                                             index=torch.arange(len(probe))).numpy().tobytes())
+                h.update(self._make(c, s, 0, min(4, n)).numpy().tobytes())
         self.name = f"dstlib.corruptions suite={suite} seed={seed} data={ident} code={h.hexdigest()[:12]}"
+        self.official_root = official.find(ds.info.name, suite)
+        self.official = [c for c in self.corruptions if c in official.available(self.official_root)]
+        if self.official:  # the evaluations' key: the published files are other images
+            self.name += f" published={official.ARCHIVE_NAMES.get((ds.info.name, suite), 'set')}:" + ",".join(self.official)
+        self.on_the_fly = [] if self.in_memory else [c for c in self.corruptions if c not in self.official]
         self.folder = Path(root) / "_corrupted"
         self._cache: dict = {}
+
+    def to_generate(self) -> list[tuple[str, int]]:
+        """The (corruption, severity) copies generated and kept in the store (in-memory test sets, no published copy)."""
+        return [(c, s) for c in self.corruptions if c not in self.official and c not in self.on_the_fly
+                for s in self.severities]
 
     @classmethod
     def of(cls, params: Mapping[str, Any], root: Path, suite: str = "common") -> "CorruptedImages | None":
@@ -94,28 +125,39 @@ class CorruptedImages:
             names = list(dc.cbar.LEVELS[table])
         else:
             names = corruptions_of(params, ds.info)
-        return cls(ds, n, names, params["severities"], 0, root, suite)
+        return cls(ds, n, names, params["severities"], 0, root, suite, params.get("device", "cpu"))
 
     def _path(self, c: str, s: int) -> Path:
         key = hashlib.sha256(f"{self.name}|{c}|{s}|{self.n}".encode()).hexdigest()[:16]
         return self.folder / f"{key}.safetensors"
 
-    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
+    chunk = 512  # images corrupted per call
+
+    def _make(self, corruption: str, severity: int, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
+        """Images start..stop-1 corrupted on `device`, returned on the CPU."""
         import dstlib.corruptions as dc
+        return dc.corrupt_as_saved(images_of(self.ds, start, stop).to(device), corruption, severity, seed=self.seed,
+                                   table=self.table, index=torch.arange(start, stop)).cpu()
+
+    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
         from safetensors.torch import load_file, save
         from dstlib import io
         if (corruption, severity) in self._cache:
             return self._cache[corruption, severity]
+        if corruption in self.official:
+            from dstlib.data import official
+            x = official.images(self.official_root, self.ds, corruption, severity, self.n)
+            self._cache[corruption, severity] = x
+            return x
+        if corruption in self.on_the_fly:
+            raise ValueError(f"corruption={corruption!r} of a test set decoded on access is generated during each "
+                             f"evaluation; allowed here: {', '.join(c for c in self.corruptions if c not in self.on_the_fly)}")
         path = self._path(corruption, severity)
         if path.is_file():
             x = load_file(path)["images"]
         else:
-            parts = []
-            for st in range(0, self.n, 512):
-                x0 = self.ds.images[st:min(self.n, st + 512)]
-                parts.append(dc.corrupt_as_saved(x0, corruption, severity, seed=self.seed, table=self.table,
-                                                 index=torch.arange(st, st + len(x0))))
-            x = torch.cat(parts)
+            x = torch.cat([self._make(corruption, severity, st, min(self.n, st + self.chunk), self.device)
+                           for st in range(0, self.n, self.chunk)])
             self.folder.mkdir(parents=True, exist_ok=True)
             io.atomic_save_bytes(path, save({"images": x.contiguous()}))
         self._cache[corruption, severity] = x
@@ -127,6 +169,7 @@ class CorruptedClips(CorruptedImages):
     temporal corruptions on the whole videos when `temporal` is "video"), generated once and shared by every
     model, as `CorruptedImages`: the very clips `evaluate.robustness` would make."""
 
+    chunk = 256
     #: clips are kept only up to this many bytes in all (UCF101's would take hundreds of GB)
     MAX_BYTES = 2 << 30
 
@@ -142,6 +185,7 @@ class CorruptedClips(CorruptedImages):
             for s in self.severities:
                 h.update(self._make(c, s, 0, k).numpy().tobytes())
         self.name = f"dstlib.corruptions.video seed={seed} temporal={temporal} data={ident} code={h.hexdigest()[:12]}"
+        self.official, self.on_the_fly, self.device = [], [], "cpu"  # no published copy; every clip kept
         self.folder = Path(root) / "_corrupted"
         self._cache: dict = {}
 
@@ -158,7 +202,8 @@ class CorruptedClips(CorruptedImages):
             cls._made[key] = cls(ds, n, names, params["severities"], 0, root, params["temporal"])
         return cls._made[key]
 
-    def _make(self, corruption: str, severity: int, start: int, stop: int) -> torch.Tensor:
+    def _make(self, corruption: str, severity: int, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
+        """Clips start..stop-1 corrupted, on the CPU whatever `device` (the whole-video corruptions decode there)."""
         from dstlib import evaluate
         held: list = []
 
@@ -168,21 +213,6 @@ class CorruptedClips(CorruptedImages):
             return held[0]
         return evaluate.corrupt_clips(self.ds.images[start:stop], torch.arange(start, stop), corruption, severity,
                                       self.seed, self.table, self.temporal, videos)
-
-    def __call__(self, corruption: str, severity: int) -> torch.Tensor:
-        from safetensors.torch import load_file, save
-        from dstlib import io
-        if (corruption, severity) in self._cache:
-            return self._cache[corruption, severity]
-        path = self._path(corruption, severity)
-        if path.is_file():
-            x = load_file(path)["images"]
-        else:
-            x = torch.cat([self._make(corruption, severity, st, min(self.n, st + 256)) for st in range(0, self.n, 256)])
-            self.folder.mkdir(parents=True, exist_ok=True)
-            io.atomic_save_bytes(path, save({"images": x.contiguous()}))
-        self._cache[corruption, severity] = x
-        return x
 
 
 def clip_examples(plan: Plan, severity: int, index: int = 0) -> xr.DataArray:
@@ -208,16 +238,31 @@ ROBUSTNESS_SECTIONS = ("overall", "corruptions", "cost", "augmentation", "topolo
 
 
 def run_robustness(run, params: Mapping[str, Any], images: CorruptedImages | None) -> xr.Dataset:
-    """dstlib.evaluate.robustness of one run on the section's shared images (cached in the run's folder); with
+    """dstlib.evaluate.robustness of one run on the section's shared images (cached in the run's folder); the
+    corruptions generated during the evaluation (`CorruptedImages.on_the_fly`) in a second call, merged. With
     `images` None (clips too many to keep) the evaluation makes the same corrupted clips itself."""
     from dstlib import evaluate
     if images is None:
         ds, n = test_set(params)
         return evaluate.robustness(run, ds, corruptions_of(params, ds.info), params["severities"], seed=0, n_test=n,
                                    temporal=params["temporal"], batch_size=16, progress=False, device=params["device"])
-    return evaluate.robustness(run, images.ds, images.corruptions, images.severities, seed=0, n_test=images.n,
-                               benchmark=images, benchmark_name=images.name, progress=False,
-                               device=params["device"], suite=images.suite)
+    stored = [c for c in images.corruptions if c not in images.on_the_fly]
+    parts = []
+    if stored:
+        parts.append(evaluate.robustness(run, images.ds, stored, images.severities, seed=0, n_test=images.n,
+                                         benchmark=images, benchmark_name=images.name, progress=False,
+                                         device=params["device"], suite=images.suite))
+    if images.on_the_fly:
+        parts.append(evaluate.robustness(run, images.ds, images.on_the_fly, images.severities, seed=images.seed,
+                                         n_test=images.n, table=images.table, progress=False,
+                                         device=params["device"], suite=images.suite))
+    if len(parts) == 1:
+        return parts[0]
+    out = xr.concat([p[["correct", "accuracy"]] for p in parts], dim="corruption").sel(corruption=images.corruptions)
+    for v in ("clean_correct", "clean_accuracy", "label"):
+        out[v] = parts[0][v]
+    out["robustness_accuracy"] = out["accuracy"].mean(("corruption", "severity"))
+    return out
 
 
 def over_runs(plan: Plan, runs: Mapping[str, Any], measure, sparsities: Sequence[float] | None = None,
@@ -270,7 +315,7 @@ def energy(plan: Plan) -> xr.DataArray:
     """High-frequency energy each corruption adds (dstlib.spectral), on the plan's test images (at most 500)."""
     from dstlib import spectral
     ds, n = test_set(plan.params)
-    return spectral.high_frequency_energy(ds.images[:min(n, 500)], corruptions_of(plan.params, ds.info),
+    return spectral.high_frequency_energy(images_of(ds, 0, min(n, 500)), corruptions_of(plan.params, ds.info),
                                           plan.params["severities"])
 
 
@@ -309,7 +354,7 @@ def attenuated_examples(plan: Plan, radii: Sequence[float], index: int = 0) -> x
     """One test image attenuated at each radius and band (the paper's Figure 6 illustration), pixels in [0, 1]."""
     from dstlib import spectral
     ds, _ = test_set(plan.params)
-    x = ds.images[index:index + 1].float() / 255
+    x = images_of(ds, index, index + 1).float() / 255
     out = np.stack([np.stack([spectral.attenuate(x, float(r), b)[0, 0].numpy() for r in radii])
                     for b in spectral.BANDS])
     return xr.DataArray(out, dims=("band", "radius", "y", "x"), coords={"band": list(spectral.BANDS),
@@ -377,7 +422,7 @@ def gradcam_maps(plan: Plan, runs: Mapping[str, Any], corruption: str) -> xr.Dat
     p = plan.params
     ds, _ = test_set(p)
     k = p["n_images"]
-    clean = ds.images[:k]
+    clean = images_of(ds, 0, k)
     images = {0: clean}
     for s in p["severities"]:
         images[s] = dc.corrupt(clean, corruption, s, seed=0, index=torch.arange(k))

@@ -18,6 +18,7 @@ custom run never overwrites the book.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -144,6 +145,7 @@ def validate(section: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if p["model"] not in models.names() and p["widths"]:
         raise ValueError(f"widths={p['widths']!r} is invalid for timm model {p['model']!r}; allowed: []")
     _check_data(p["dataset"], p["train"])
+    profile_recipes(p["profile"])  # a bad recipes file is an error before any compute
     if p["device"].startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={p['device']!r} is invalid here (no CUDA device); allowed: cpu")
     _check_section_can_use(section, p)
@@ -153,17 +155,27 @@ def validate(section: str, params: Mapping[str, Any]) -> dict[str, Any]:
 def _check_data(dataset: str, train: bool) -> None:
     from dstlib import data
     try:
-        test = data.load(dataset, "test")  # video datasets read their lists here; clips are decoded on first use
-        if dataset in config.VIDEO_DATASETS:
-            return
+        data.load(dataset, "test")  # video datasets read their lists here; clips are decoded on first use
     except FileNotFoundError as e:
         first = str(e).splitlines()[0] if str(e) else ""
         raise FileNotFoundError(f"dataset={dataset!r} needs local files ({first}); allowed without local data: "
                                 f"fashion_mnist; see the book's page on reproducing at paper scale") from None
-    if train and not hasattr(test, "images"):
-        raise ValueError(f"dataset={dataset!r} is read from image folders, which the training loop cannot train "
-                         f"on yet; allowed with train=True: fashion_mnist, cifar10, cifar100, tiny_imagenet "
-                         f"(or train=False with a store that holds the runs)")
+
+
+def profile_recipes(profile: str) -> list[dict[str, Any]]:
+    """params/<profile>/recipes.yaml of the repository, checked by `dstlib.config.check_recipes` (empty without
+    the file): the RunSpec fields of the profile's recipe per model and dataset."""
+    root = repo_root()
+    path = root / "params" / profile / "recipes.yaml" if root else None
+    if path is None or not path.is_file():
+        return []
+    return _recipes(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _recipes(path: str, mtime_ns: int) -> list[dict[str, Any]]:
+    import yaml
+    return config.check_recipes(yaml.safe_load(Path(path).read_text()), f"params/{Path(path).parent.name}/recipes.yaml")
 
 
 def _check_section_can_use(section: str, p: Mapping[str, Any]) -> None:

@@ -2,7 +2,10 @@
 
 Runs of a section: dense, and each method at each sparsity, for every seed
 (`specs`); the augmentation section adds a mixup twin of each. Sections that
-look at one sparsity use `P["sparsity"]`.
+look at one sparsity use `P["sparsity"]`. A profile's `recipes.yaml`
+(`params.profile_recipes`) adds the RunSpec fields of its recipe for the
+section's model and dataset (augmentation, classifier, MEST's bound, LR
+schedule, ...) and the epochs the spectral section keeps snapshots of.
 
 Cost model (`estimate`, seconds on this project's 2-core CPU, one thread per
 worker process, measured with nothing else running): training costs
@@ -91,14 +94,26 @@ def base_spec(p: Mapping[str, Any], method: str, sparsity: float, seed: int, **c
                   train_subset=p["train_subset"] or None, monitor_size=p["n_test"] or None)
     method, options = config.method_of(method)
     fields["method"] = method
-    fields.update({k: p[k] for k in ("weight_decay", "augmentation") if k in p})  # sections that set them
+    recipe = config.recipe_for(params_mod.profile_recipes(p["profile"]), p["model"], p["dataset"])
+    if recipe is not None:
+        fields.update(recipe["spec"])
+    fields.update({k: p[k] for k in ("weight_decay", "augmentation") if k in p})  # sections that set them win
     if method != "dense":
         fields.update(sparsity=float(sparsity), distribution=p["distribution"], update_interval=p["update_interval"],
                       **options)
     if p.get("_snapshots"):
-        fields["snapshots"] = tuple(range(1, p["epochs"] + 1))
+        fields["snapshots"] = snapshot_epochs(p)
     fields.update(changes)
     return RunSpec(**fields)
+
+
+def snapshot_epochs(p: Mapping[str, Any]) -> tuple[int, ...]:
+    """The epochs after which the spectral section's runs keep weights and masks: the recipe's
+    `snapshot_epochs` up to the last epoch, and the last; without a recipe, every epoch."""
+    recipe = config.recipe_for(params_mod.profile_recipes(p["profile"]), p["model"], p["dataset"])
+    if recipe is None or not recipe["snapshot_epochs"]:
+        return tuple(range(1, p["epochs"] + 1))
+    return tuple(sorted({e for e in recipe["snapshot_epochs"] if e <= p["epochs"]} | {p["epochs"]}))
 
 
 def section_sparsities(p: Mapping[str, Any]) -> list[float]:
@@ -108,8 +123,8 @@ def section_sparsities(p: Mapping[str, Any]) -> list[float]:
 def specs(section: str, p: Mapping[str, Any]) -> list[RunSpec]:
     """Every run the section needs: dense and each method x sparsity, for each seed (mixup twins for augmentation).
 
-    Runs that the profile's spectral section will also use keep a snapshot after every epoch from the start,
-    whichever section trains them first (a snapshot cannot be added to a finished run).
+    Runs that the profile's spectral section will also use keep its snapshots (`snapshot_epochs`) from the
+    start, whichever section trains them first: adding them to a finished run costs a replay of it (`dstlib.store`).
     """
     out = []
     for seed in p["seeds"]:
@@ -120,17 +135,17 @@ def specs(section: str, p: Mapping[str, Any]) -> list[RunSpec]:
     if section == "augmentation":
         out += [s.replace(mixup=p["mixup"]) for s in list(out)]
     if section != "spectral":
-        shared = _spectral_hashes(p["profile"])
-        out = [s.replace(snapshots=tuple(range(1, s.epochs + 1))) if s.hash() in shared else s for s in out]
+        shared = _spectral_snapshots(p["profile"])
+        out = [s.replace(snapshots=shared[s.hash()]) if s.hash() in shared else s for s in out]
     return out
 
 
-def _spectral_hashes(profile: str) -> frozenset[str]:
-    """Hashes of the runs the profile's spectral section trains (with per-epoch snapshots)."""
+def _spectral_snapshots(profile: str) -> dict[str, tuple[int, ...]]:
+    """{hash: snapshot epochs} of the runs the profile's spectral section trains."""
     sp = params_mod.profile_params("spectral", profile)
     if sp is None:
-        return frozenset()
-    return frozenset(s.hash() for s in specs("spectral", dict(sp, _snapshots=True)))
+        return {}
+    return {s.hash(): s.snapshots for s in specs("spectral", dict(sp, _snapshots=True))}
 
 
 def sharing_sections(section: str, p: Mapping[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -295,4 +310,23 @@ def describe(plan: Plan, est: Mapping[str, float]) -> str:
                  f"{p['n_test'] or 'all'} test images. Estimate on this project's 2-core CPU: training "
                  f"{est['train_s'] / 60:.1f} min, evaluation at most {est['eval_s'] / 60:.1f} min "
                  f"(less where evaluations are stored).")
+    lines += _published_sets(plan.section, p)
     return "\n".join(lines)
+
+
+def _published_sets(section: str, p: Mapping[str, Any]) -> list[str]:
+    """Which corrupted test images are the published ones found under $DSTLIB_DATA (none: nothing said)."""
+    from dstlib import data
+    from dstlib.book import measure
+    from dstlib.data import official
+    if section not in measure.ROBUSTNESS_SECTIONS:
+        return []
+    info = data.info(p["dataset"])
+    out = []
+    for suite in measure.suites(section, p):
+        names = (measure.corruptions_of(p, info) if suite == "common"
+                 else list(measure.evaluate_suite_names(info, suite)))
+        note = official.note(p["dataset"], names, suite)
+        if note:
+            out.append(note)
+    return out

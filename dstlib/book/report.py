@@ -26,7 +26,7 @@ import torch
 import xarray as xr
 
 from dstlib import config
-from dstlib.book import params as params_mod
+from dstlib.book import evidence, params as params_mod
 from dstlib.book.plan import Plan
 
 PACKAGES = ("dstlib", "torch", "numpy", "xarray", "scipy", "timm", "captum", "matplotlib", "papermill",
@@ -127,10 +127,16 @@ def save_table3(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 def table3_row(plan: Plan, test_set: str, dense: float, best: Mapping[str, Mapping[str, Any]],
                page_verdict: str) -> dict[str, Any]:
-    """One Table 3 row: the scenario, dense robustness accuracy (fraction) and `verdicts.best_low_sparsity`."""
+    """One Table 3 row: the scenario, dense robustness accuracy (fraction) and `verdicts.best_low_sparsity`.
+
+    A cell reads "no verdict" when the page gives none, and where it is a tie its design could not have
+    told from a difference of `evidence.MAX_MDD` (the rule of `verdicts.page_verdict`)."""
     p = plan.params
     no_verdict = page_verdict.startswith("no verdict")
-    methods = {m: dict(c, verdict="no verdict") if no_verdict else dict(c) for m, c in best.items()}
+
+    def weak_tie(c):
+        return c["verdict"] == "no detectable difference" and c["mdd"] > evidence.MAX_MDD
+    methods = {m: dict(c, verdict="no verdict") if no_verdict or weak_tie(c) else dict(c) for m, c in best.items()}
     return {"section": plan.section, "model": p["model"], "dataset": p["dataset"], "test_set": test_set,
             "seeds": len(p["seeds"]), "dense": dense, "methods": methods,
             "evidence": page_verdict if no_verdict else ""}

@@ -4,7 +4,7 @@ Small models use a CPU core poorly from one process (a LeNet step is a few
 milliseconds of small matrix products), and two threads of one process lose
 much more than they gain when anything else runs beside them; so the runs a
 store lacks are trained by `Plan.workers` processes with
-`cpu_count // workers` threads each, and each worker also computes the
+`cpu_count // workers` threads each (OMP_NUM_THREADS caps the cores), and each worker also computes the
 run's per-run results (`measure.prepare`: its robustness evaluation or its
 radius-accuracy curves), for its section and for the profile's other sections
 that use the same run (`plan.sharing_sections`), which the notebooks then read
@@ -27,7 +27,11 @@ from dstlib.book.plan import Plan, sharing_sections
 
 
 def _threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
+    """Threads per worker: the CPU cores (at most OMP_NUM_THREADS, where set) shared by the workers."""
+    cores = os.cpu_count() or 1
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        cores = min(cores, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, cores // workers)
 
 
 def _corrupt_job(params: dict, root: str, suite: str, corruption: str, severity: int, threads: int) -> None:
@@ -88,8 +92,8 @@ def train(plan: Plan, *, progress: bool = True) -> dict[str, Any]:
             images = measure.CorruptedImages.of(params, store.root, suite)
             if images is None:  # clips too many to keep: each evaluation makes its own
                 continue
-            jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c in images.corruptions
-                     for s in images.severities if not images._path(c, s).is_file()]
+            jobs += [(_corrupt_job, (params, str(store.root), suite, c, s)) for c, s in images.to_generate()
+                     if not images._path(c, s).is_file()]
         also = sharing_sections(plan.section, params)
         jobs += [(_run_job, (plan.section, params, s.to_dict(), str(store.root), also.get(s.hash(), [])))
                  for s in todo]

@@ -59,7 +59,12 @@ def status(v: xr.Dataset, claim: str = "better") -> str:
     agree, oppose, n = _counts(v, claim)
     counts = (f"as claimed {agree}/{n}, opposite {oppose}/{n}" if claim == "worse"
               else f"better {agree}/{n}, worse {oppose}/{n}")
-    text = f"{counts}; detectable difference {mdd_range(v)}"
+    return _direction(agree, oppose, n, f"{counts}; detectable difference {mdd_range(v)}")
+
+
+def _direction(agree: int, oppose: int, n: int, text: str) -> str:
+    """The rule every verdict shares: reproduced when more than half of the n comparisons agree with the
+    paper and none oppose it, contradicted in the mirror case, else not reproduced; `text` in brackets."""
     if agree > n / 2 and oppose == 0:
         return f"reproduced ({text})"
     if oppose > n / 2 and agree == 0:
@@ -227,12 +232,7 @@ def association_verdict(assoc: xr.Dataset, shortfalls: Sequence[str]) -> str:
         return f"no verdict: smoke run ({'; '.join(shortfalls)})"
     verdict = np.asarray(assoc["verdict"].values)
     up, down, n = int((verdict == HIGHER_GAIN).sum()), int((verdict == LOWER_GAIN).sum()), verdict.size
-    counts = f"{up}/{n} methods with an interval above zero, {down}/{n} below"
-    if up > n / 2 and down == 0:
-        return f"reproduced ({counts})"
-    if down > n / 2 and up == 0:
-        return f"contradicted ({counts})"
-    return f"not reproduced ({counts})"
+    return _direction(up, down, n, f"{up}/{n} methods with an interval above zero, {down}/{n} below")
 
 
 def joint_verdict(parts: Mapping[str, str]) -> str:

@@ -1,4 +1,9 @@
-"""`python -m dstlib train`: train (or load) one run and print its id, folder and accuracy."""
+"""`python -m dstlib train`: train (or load) one run and print its id, folder and accuracy.
+
+On several GPUs or nodes, under torchrun (`torchrun --nproc_per_node=4 -m dstlib train ... --device cuda`):
+one process per GPU trains the one run with DistributedDataParallel (gloo with `--device cpu`), rank 0 writes
+it to the store under the id a single process would use, and prints (`dstlib.distributed`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "/usr/share/datasets/fashion-mnist)")
     parser.add_argument("--no-train", action="store_true", help="only load; fail if the run is not stored")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding processes for image-folder datasets (default: up to 8 per process)")
+    parser.add_argument("--gpu-decode", choices=("auto", "on", "off"), default="auto",
+                        help="decode JPEGs on the GPU (auto: where torchvision can, for augmentation none or rrc_flip)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=30.0,
+                        help="a partial run saves its state at every epoch's end and within an epoch this often")
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -64,18 +75,30 @@ def run(args: argparse.Namespace) -> int:
     --monitor-size). Progress bars only on a terminal (a log file would get one line per update)."""
     import sys
 
-    from dstlib import models
+    from dstlib import distributed, models
     from dstlib.store import Store
 
     spec = spec_from_args(args)
     models.check_name(spec.model)  # before any compute
-    store = Store(args.store)
-    result = store.run(spec, train=not args.no_train, device=args.device, data_root=args.data_root,
-                       progress=sys.stderr.isatty())
-    store.verify(spec)
+    for flag, value in (("--workers", args.workers), ("--checkpoint-minutes", args.checkpoint_minutes)):
+        if value is not None and value < 0:
+            raise ValueError(f"{flag}={value} is invalid; allowed: a number >= 0")
+    store = Store(args.store, checkpoint_seconds=60 * args.checkpoint_minutes)
+    device = distributed.init(args.device)
+    try:
+        result = store.run(spec, train=not args.no_train, device=device, data_root=args.data_root,
+                           progress=sys.stderr.isatty(), workers=args.workers,
+                           gpu_decode={"auto": None, "on": True, "off": False}[args.gpu_decode])
+        if not distributed.is_main():
+            return 0
+        store.verify(spec)
+        processes = distributed.world()
+    finally:
+        distributed.close()
     last = result.history[-1]
     out = {"id": result.id, "folder": str(result.path), "trained": result.trained_now, "test_acc": last["test_acc"],
-           "test_images": last.get("test_images"), "density": last.get("density", 1.0), "epochs": len(result.history)}
+           "test_images": last.get("test_images"), "density": last.get("density", 1.0), "epochs": len(result.history),
+           "processes": processes}
     if args.json:
         print(json.dumps(out))
     else:

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dstlib.corruptions import blur, cbar, digital, noise, weather
+from dstlib.corruptions import _rng, blur, cbar, digital, noise, weather
 from dstlib.corruptions.cbar import CBAR_NAMES, CBAR_VERSION, CIFAR_CBAR_NAMES
 from dstlib.corruptions.tables import (COMMON, EXTRA, NAMES, SAVED_AS_JPEG, SAVED_JPEG_QUALITY, STYLE,
                                        TABLE_NAMES, TABLES, default_table, params)
@@ -120,17 +120,6 @@ def _check(x, name, severity, table):
     return table or default_table(x.shape[2], x.shape[3])
 
 
-def _index(index, n):
-    if index is None:
-        return list(range(n))
-    idx = torch.as_tensor(index)
-    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
-        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor of shape ({n},)")
-    if n and int(idx.min()) < 0:
-        raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
-    return idx.tolist()
-
-
 def image_seeds(seed: int, name: str, severity: int, index) -> list[int]:
     """The per-image generator seeds: 63 bits of BLAKE2b('dstlib.corruptions|seed|name|severity|i')."""
     out = []
@@ -151,7 +140,7 @@ def random_fields(x: torch.Tensor, name: str, severity: int, seed: int = 0, tabl
     fog `plasma_u` (or a ready `plasma` map); spatter `normal`; elastic_transform
     `affine`, `displacement`; C-bar: the reference's parameter names (`cbar.FIELDS`)."""
     table = _check(x, name, severity, table)
-    return {k: v.cpu() for k, v in _draw(x, name, severity, seed, table, _index(index, x.shape[0])).items()}
+    return {k: v.cpu() for k, v in _draw(x, name, severity, seed, table, _rng.positions(index, x.shape[0])).items()}
 
 
 def _draw(x, name, severity, seed, table, index):
@@ -177,7 +166,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0, table: str
     """Corrupt a batch of uint8 images (N, C, H, W); see the module docstring."""
     table = _check(x, name, severity, table)
     x = x.contiguous()  # every path works on contiguous NCHW memory and returns NCHW (JPEG: maybe channels_last)
-    idx = _index(index, x.shape[0])
+    idx = _rng.positions(index, x.shape[0])
     if fields is not None:  # a deterministic corruption has no fields: any given are ignored
         fields = {k: torch.as_tensor(v) for k, v in fields.items()} if _stochastic(name) else {}
         if name in cbar.ALL_NAMES:

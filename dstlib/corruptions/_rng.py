@@ -48,6 +48,19 @@ M32 = 0xFFFFFFFF
 _C1, _C2 = 0x7FEB352D, 0x846CA68B - (1 << 32)  # lowbias32's multipliers as int32
 
 
+def positions(index, n: int) -> list[int]:
+    """The images' dataset positions, which key their draws: `index` (None: 0..n-1), checked."""
+    if index is None:
+        return list(range(n))
+    idx = torch.as_tensor(index)
+    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
+        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor "
+                         f"of shape ({n},)")
+    if n and int(idx.min()) < 0:
+        raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
+    return idx.tolist()
+
+
 def lowbias32_int(v: int) -> int:
     """Python-int version of the hash (the reference for the tensor one)."""
     v &= M32

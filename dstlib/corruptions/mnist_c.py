@@ -96,18 +96,6 @@ def _check(x, name=None, seed=0):
         raise ValueError(f"x.shape={tuple(x.shape)} is invalid; allowed: (N, 1, 28, 28)")
 
 
-def _index(index, n: int) -> list[int]:
-    if index is None:
-        return list(range(n))
-    idx = torch.as_tensor(index)
-    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
-        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; "
-                         f"allowed: None or an integer tensor of shape ({n},)")
-    if n and int(idx.min()) < 0:
-        raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
-    return idx.tolist()
-
-
 def _seeds(seed: int, key: str, index) -> list[int]:
     from dstlib.corruptions import image_seeds
     return image_seeds(seed, key, 0, index)
@@ -148,7 +136,7 @@ def mnist_c_fields(x: torch.Tensor, name: str, seed: int = 0, index=None) -> dic
     bool and `offsets` (N, 2, 28, 28, 2) as (dy, dx), read at the visited h, w = 27..2 of
     each pass; motion_blur `angle` (N,) degrees; shear and rotate `sign` (N,) +-1."""
     _check(x, name, seed)
-    seeds = _seeds(seed, "mnist_c." + name, _index(index, x.shape[0]))
+    seeds = _seeds(seed, "mnist_c." + name, _rng.positions(index, x.shape[0]))
     return {k: v.cpu() for k, v in _draw(x.contiguous(), name, seeds).items()}
 
 
@@ -394,7 +382,7 @@ def corrupt_mnist_c(x: torch.Tensor, name: str, seed: int = 0, index=None, field
     which key the draws; `fields` replaces the draws (`mnist_c_fields`' layout)."""
     _check(x, name, seed)
     x = x.contiguous()
-    idx = _index(index, x.shape[0])
+    idx = _rng.positions(index, x.shape[0])
     if x.shape[0] == 0:
         return x.clone()
     if name not in STOCHASTIC:
@@ -414,7 +402,7 @@ def fashion_mnist_c_choice(index, seed: int = 0) -> torch.Tensor:
     t = torch.as_tensor(index)
     if t.ndim != 1:
         raise ValueError(f"index={tuple(t.shape)} is invalid; allowed: a 1-d sequence of dataset positions")
-    idx = _index(t, t.numel())
+    idx = _rng.positions(t, t.numel())
     if not idx:
         return torch.zeros(0, dtype=torch.int64)
     return _rng.integers(_seeds(seed, "fashion_mnist_c", idx), 0, (), len(FMNIST_C_NAMES)).to(torch.int64)
@@ -425,7 +413,7 @@ def fashion_mnist_c(x: torch.Tensor, seed: int = 0, index=None) -> tuple[torch.T
     (`fashion_mnist_c_choice`), applied as `corrupt_mnist_c` with the same seed and index.
     Returns (uint8 images like x, int64 (N,) choice on x's device)."""
     _check(x, None, seed)
-    idx = torch.tensor(_index(index, x.shape[0]), dtype=torch.int64)
+    idx = torch.tensor(_rng.positions(index, x.shape[0]), dtype=torch.int64)
     choice = fashion_mnist_c_choice(idx, seed)
     out = torch.empty_like(x.contiguous())
     for k, name in enumerate(FMNIST_C_NAMES):

@@ -195,18 +195,6 @@ def _check(x, name, severity, table, frames):
     return table or default_video_table(x.shape[3], x.shape[4])
 
 
-def _index(index, n: int) -> list[int]:
-    if index is None:
-        return list(range(n))
-    idx = torch.as_tensor(index)
-    if idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or idx.shape != (n,):
-        raise ValueError(f"index={tuple(idx.shape)} {idx.dtype} is invalid; allowed: None or an integer tensor "
-                         f"of shape ({n},)")
-    if n and int(idx.min()) < 0:
-        raise ValueError(f"index={int(idx.min())} is invalid; allowed: positions >= 0")
-    return idx.tolist()
-
-
 # --- temporal: which input frame each output frame shows ------------------------------------------------
 def frame_map(name: str, severity: int, length: int, seed: int = 0, index=None, n: int | None = None) -> torch.Tensor:
     """int64 (N, length): frame t of clip n's corrupted video shows its input frame map[n, t].
@@ -222,7 +210,7 @@ def frame_map(name: str, severity: int, length: int, seed: int = 0, index=None, 
         raise ValueError(f"length={length!r} is invalid; allowed: an integer >= 1")
     if index is None and (n is None or n < 0):
         raise ValueError("index and n are both missing; allowed: an index tensor, or n (clips 0..n-1)")
-    idx = _index(index, len(index) if index is not None else n)
+    idx = _rng.positions(index, len(index) if index is not None else n)
     t = torch.arange(length)
     m = len(idx)
     if name not in TEMPORAL:
@@ -370,7 +358,7 @@ def corrupt_video(x: torch.Tensor, name: str, severity: int, seed: int = 0, inde
     the corrupted `frames`-frame clip (module docstring)."""
     table = _check(x, name, severity, table, frames)
     n, length = x.shape[0], x.shape[1]
-    idx = _index(index, n)
+    idx = _rng.positions(index, n)
     if frames is not None:
         if name in TEMPORAL:  # on the whole video, then the uniform sample
             src = frame_map(name, severity, length, seed, torch.tensor(idx, dtype=torch.int64))

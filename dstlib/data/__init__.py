@@ -152,7 +152,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
               "ucf101": ucf101.read}[name]
     paths = [Path(root)] if root is not None else _candidate_roots(name)
     official = "test" if split == "test" else "train"
-    if name in ("fashion_mnist", "cifar10", "cifar100", "moving_fashion_mnist"):  # few files, decoded into memory
+    if name in ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "moving_fashion_mnist"):  # decoded into memory once per process
         data = _read(reader, tuple(paths), official, name, _fingerprint(paths))
     else:
         data = reader(paths, official, INFO[name])
@@ -175,8 +175,8 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
 @functools.lru_cache(maxsize=8)
 def _read(reader, paths: tuple[Path, ...], split: str, name: str, fingerprint: tuple):
     """The reader's result, kept for the process while the files stay the same (`fingerprint`): decoding
-    Fashion-MNIST's gzip files takes over a second, and a notebook, a worker or the tests ask for the same
-    split many times. The set is shared: never modify its tensors in place."""
+    Fashion-MNIST's gzip files takes over a second (Tiny-ImageNet's 100,000 JPEGs a minute), and a notebook,
+    a worker or the tests ask for the same split many times. The set is shared: never modify its tensors in place."""
     return reader(list(paths), split, INFO[name])
 
 

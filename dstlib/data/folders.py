@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-TINY_LAYOUT = ("<root>/wnids.txt, <root>/train/<wnid>/images/*.JPEG and "
+TINY_LAYOUT = ("<root>/wnids.txt (or <root>/tiny-imagenet-200/wnids.txt, and so on), <root>/train/<wnid>/images/*.JPEG and "
                "<root>/val/images/*.JPEG with <root>/val/val_annotations.txt (file<TAB>wnid<TAB>...)")
 IMAGENET_LAYOUT = "<root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG (class folders)"
 
@@ -54,9 +54,10 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_tiny_imagenet(roots: list[Path], split: str, info):
-    from dstlib.data import ImageSet
-
+def tiny_imagenet_files(roots: list[Path], split: str, info) -> "FolderImageSet":
+    """Tiny-ImageNet's files as a `FolderImageSet` decoded on access at their own 64 px (what
+    `read_tiny_imagenet` decodes into memory; the streaming loader reads it as it is)."""
+    roots = [c for r in roots for c in (Path(r), Path(r) / "tiny-imagenet-200")]  # the archive's own folder too
     root = _first_root(roots, lambda r: (r / "wnids.txt").is_file() and (r / "train").is_dir(),
                        "tiny_imagenet", TINY_LAYOUT)
     wnids = sorted(w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip())
@@ -83,13 +84,29 @@ def read_tiny_imagenet(roots: list[Path], split: str, info):
             files.append((root / "val" / "images" / parts[0], index[parts[1]]))
     if not files:
         raise ValueError(f"{root}: no {split} images found; expected {TINY_LAYOUT}")
+    return FolderImageSet(info, [p for p, _ in files], torch.tensor([c for _, c in files], dtype=torch.int64),
+                          transform=_tiny_transform)
+
+
+def _tiny_transform(im: Image.Image) -> torch.Tensor:
+    if im.size != (64, 64):
+        raise ValueError(f"expected a 64x64 Tiny-ImageNet image, got {im.size[0]}x{im.size[1]}")
+    return to_uint8_chw(im)
+
+
+def read_tiny_imagenet(roots: list[Path], split: str, info):
+    from dstlib.data import ImageSet
+
+    files = tiny_imagenet_files(roots, split, info)
     images = torch.empty(len(files), 3, 64, 64, dtype=torch.uint8)
-    for i, (path, _) in enumerate(files):
+    for i, path in enumerate(files.files):
         im = decode_rgb(path)
         if im.size != (64, 64):
             raise ValueError(f"{path}: expected a 64x64 image, got {im.size[0]}x{im.size[1]}")
         images[i] = to_uint8_chw(im)
-    return ImageSet(info, images, torch.tensor([c for _, c in files], dtype=torch.int64))
+    out = ImageSet(info, images, files.labels)
+    out.source_files = files.files  # for aligning the official Tiny-ImageNet-C, whose files are per class
+    return out
 
 
 class FolderImageSet(torch.utils.data.Dataset):

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dstlib.wrappers import unwrap
+
 _CONV = nn.modules.conv._ConvNd
 
 #: Layer kinds ``dense_types`` accepts besides module class names.
@@ -29,20 +31,6 @@ SQUEEZE_EXCITE_CLASSES = (
     "SqueezeExcite", "SqueezeExciteCl", "SEModule", "EffectiveSEModule",
     "SqueezeExcitation", "QuantizableSqueezeExcitation",
 )
-
-
-def unwrap(model: nn.Module) -> tuple[nn.Module, str]:
-    """The model inside DDP / DataParallel (``.module``) and ``torch.compile``
-    (``._orig_mod``) wrappers, any nesting, and the prefix its parameter names
-    carry in the wrapper's ``named_parameters()``."""
-    prefix = ""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model, prefix = model.module, prefix + "module."
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model, prefix = model._orig_mod, prefix + "_orig_mod."
-        else:
-            return model, prefix
 
 
 def _param_name(module_name: str, attr: str = "weight") -> str:
